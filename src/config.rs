@@ -1,0 +1,649 @@
+//! Configuration: `proxy.toml`, then `INDEXPILOT_*` environment variables, then
+//! command-line overrides (later wins), validated once into a typed [`Config`].
+//! Every error names the key and where its value came from.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// What kind of value a key holds, so that environment variables and flags
+/// (always strings) can be turned into the right TOML type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Str,
+    Int,
+}
+
+/// Every key IndexPilot understands, dotted as in `proxy.toml`. The
+/// environment variable for a key is `INDEXPILOT_` + the key upper-cased with
+/// dots turned into underscores (`tls.cert` → `INDEXPILOT_TLS_CERT`).
+const KEYS: &[(&str, Kind)] = &[
+    ("listen", Kind::Str),
+    ("upstream", Kind::Str),
+    ("max_client_connections", Kind::Int),
+    ("max_message_bytes", Kind::Int),
+    ("buffer_bytes", Kind::Int),
+    ("connect_timeout", Kind::Str),
+    ("startup_timeout", Kind::Str),
+    ("idle_timeout", Kind::Str),
+    ("shutdown_timeout", Kind::Str),
+    ("worker_threads", Kind::Int),
+    ("event_queue_capacity", Kind::Int),
+    ("log.level", Kind::Str),
+    ("log.format", Kind::Str),
+    ("tls.cert", Kind::Str),
+    ("tls.key", Kind::Str),
+    ("upstream_tls.mode", Kind::Str),
+    ("upstream_tls.ca_file", Kind::Str),
+    ("upstream_tls.server_name", Kind::Str),
+];
+
+/// A configuration error: which key, from which source, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("invalid value for `{key}` (from {origin}): {message}")]
+    Invalid {
+        key: String,
+        origin: String,
+        message: String,
+    },
+    #[error("unknown configuration key `{key}` (from {origin})")]
+    UnknownKey { key: String, origin: String },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    upstream: Option<String>,
+    max_client_connections: Option<u64>,
+    max_message_bytes: Option<u64>,
+    buffer_bytes: Option<u64>,
+    connect_timeout: Option<String>,
+    startup_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    shutdown_timeout: Option<String>,
+    worker_threads: Option<u64>,
+    event_queue_capacity: Option<u64>,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    tls: RawTls,
+    #[serde(default)]
+    upstream_tls: RawUpstreamTls,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<String>,
+    format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: Option<String>,
+    key: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstreamTls {
+    mode: Option<String>,
+    ca_file: Option<String>,
+    server_name: Option<String>,
+}
+
+/// Where the proxy connects to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpstreamAddr {
+    Tcp { host: String, port: u16 },
+    Unix(PathBuf),
+}
+
+/// TLS towards the upstream server, in libpq `sslmode` terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamTlsMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyFull,
+}
+
+#[derive(Clone, Debug)]
+pub struct UpstreamTls {
+    pub mode: UpstreamTlsMode,
+    pub ca_file: Option<PathBuf>,
+    pub server_name: Option<String>,
+}
+
+/// Certificate and key for terminating client TLS.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The validated configuration, shared as `Arc<Config>`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub upstream: UpstreamAddr,
+    pub max_client_connections: usize,
+    pub max_message_bytes: usize,
+    pub buffer_bytes: usize,
+    pub connect_timeout: Duration,
+    pub startup_timeout: Duration,
+    /// `None` disables the idle timeout.
+    pub idle_timeout: Option<Duration>,
+    pub shutdown_timeout: Duration,
+    /// 0 means one per CPU.
+    pub worker_threads: usize,
+    pub event_queue_capacity: usize,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub tls: Option<TlsFiles>,
+    pub upstream_tls: UpstreamTls,
+}
+
+/// The layered sources of settings, lowest precedence first.
+#[derive(Debug, Default)]
+pub struct Sources {
+    pub file: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+    /// `key=value` overrides from flags.
+    pub overrides: Vec<(String, String)>,
+}
+
+impl Config {
+    /// Load from the process environment plus the given file and overrides.
+    pub fn load(
+        file: Option<&Path>,
+        overrides: Vec<(String, String)>,
+    ) -> Result<Config, ConfigError> {
+        Config::from_sources(Sources {
+            file: file.map(Path::to_path_buf),
+            env: std::env::vars().collect(),
+            overrides,
+        })
+    }
+
+    /// Build a config from `key=value` overrides only (tests, embedding).
+    pub fn from_overrides(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_sources(Sources {
+            overrides: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Sources::default()
+        })
+    }
+
+    pub fn from_sources(sources: Sources) -> Result<Config, ConfigError> {
+        let mut table = toml::Table::new();
+        let mut origins: HashMap<String, String> = HashMap::new();
+        if let Some(path) = &sources.file {
+            table = read_file(path)?;
+            let origin = path.display().to_string();
+            for key in leaf_keys(&table, "") {
+                origins.insert(key, origin.clone());
+            }
+        }
+        for (name, value) in &sources.env {
+            if let Some((key, kind)) = key_for_env(name) {
+                set_key(&mut table, key, kind, value, name)?;
+                origins.insert(key.to_string(), format!("environment variable {name}"));
+            }
+        }
+        for (key, value) in &sources.overrides {
+            let origin = format!("flag --set {key}");
+            let kind = kind_of(key).ok_or_else(|| ConfigError::UnknownKey {
+                key: key.clone(),
+                origin: origin.clone(),
+            })?;
+            set_key(&mut table, key, kind, value, &origin)?;
+            origins.insert(key.clone(), origin);
+        }
+        let origin_of = |key: &str| {
+            origins
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| "built-in default".to_string())
+        };
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                let message = e.inner().to_string();
+                if let Some(field) = unknown_field(&message) {
+                    let full = if key == "." {
+                        field
+                    } else {
+                        format!("{key}.{field}")
+                    };
+                    ConfigError::UnknownKey {
+                        origin: origin_of(&full),
+                        key: full,
+                    }
+                } else {
+                    ConfigError::Invalid {
+                        origin: origin_of(&key),
+                        key,
+                        message,
+                    }
+                }
+            })?;
+        raw.validate(&origin_of)
+    }
+}
+
+fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    text.parse::<toml::Table>()
+        .map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+}
+
+/// Dotted names of every non-table value, to remember where each came from.
+fn leaf_keys(table: &toml::Table, prefix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, v) in table {
+        let full = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(inner) => out.extend(leaf_keys(inner, &full)),
+            _ => out.push(full),
+        }
+    }
+    out
+}
+
+fn kind_of(key: &str) -> Option<Kind> {
+    KEYS.iter().find(|(k, _)| *k == key).map(|(_, kind)| *kind)
+}
+
+fn key_for_env(name: &str) -> Option<(&'static str, Kind)> {
+    let rest = name.strip_prefix("INDEXPILOT_")?;
+    KEYS.iter()
+        .find(|(k, _)| k.replace('.', "_").eq_ignore_ascii_case(rest))
+        .map(|(k, kind)| (*k, *kind))
+}
+
+fn set_key(
+    table: &mut toml::Table,
+    key: &str,
+    kind: Kind,
+    value: &str,
+    origin: &str,
+) -> Result<(), ConfigError> {
+    let parsed = match kind {
+        Kind::Str => toml::Value::String(value.to_string()),
+        Kind::Int => {
+            toml::Value::Integer(value.trim().parse().map_err(|_| ConfigError::Invalid {
+                key: key.to_string(),
+                origin: origin.to_string(),
+                message: format!("expected an integer, got {value:?}"),
+            })?)
+        }
+    };
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let leaf = parts.pop().unwrap_or(key);
+    let mut cur = table;
+    for part in parts {
+        let entry = cur
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = match entry {
+            toml::Value::Table(t) => t,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: part.to_string(),
+                    origin: origin.to_string(),
+                    message: "expected a table".to_string(),
+                })
+            }
+        };
+    }
+    cur.insert(leaf.to_string(), parsed);
+    Ok(())
+}
+
+/// Extract `foo` from serde's "unknown field `foo`, expected ..." message.
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next().map(str::to_string)
+}
+
+impl RawConfig {
+    fn validate(self, origin_of: &dyn Fn(&str) -> String) -> Result<Config, ConfigError> {
+        let bad = |key: &str, message: String| ConfigError::Invalid {
+            key: key.to_string(),
+            origin: origin_of(key),
+            message,
+        };
+        let listen_text = self.listen.as_deref().unwrap_or("127.0.0.1:6432");
+        let listen = resolve_listen(listen_text).map_err(|m| bad("listen", m))?;
+        let upstream_text = self
+            .upstream
+            .as_deref()
+            .unwrap_or("postgres://127.0.0.1:5432");
+        let upstream = parse_upstream(upstream_text).map_err(|m| bad("upstream", m))?;
+        let duration = |key: &str, value: &Option<String>, default: &str| {
+            parse_duration(value.as_deref().unwrap_or(default)).map_err(|m| bad(key, m))
+        };
+        let positive =
+            |key: &str, value: Option<u64>, default: u64, min: u64| -> Result<usize, ConfigError> {
+                let v = value.unwrap_or(default);
+                if v < min {
+                    return Err(bad(key, format!("must be at least {min}, got {v}")));
+                }
+                usize::try_from(v).map_err(|_| bad(key, format!("{v} is too large")))
+            };
+        let idle = duration("idle_timeout", &self.idle_timeout, "0s")?;
+        let log_format = match self.log.format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(bad(
+                    "log.format",
+                    format!("expected \"text\" or \"json\", got {other:?}"),
+                ))
+            }
+        };
+        let tls = match (self.tls.cert, self.tls.key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: existing_file(&cert).map_err(|m| bad("tls.cert", m))?,
+                key: existing_file(&key).map_err(|m| bad("tls.key", m))?,
+            }),
+            (Some(_), None) => return Err(bad("tls.key", "required when tls.cert is set".into())),
+            (None, Some(_)) => return Err(bad("tls.cert", "required when tls.key is set".into())),
+        };
+        let mode = match self.upstream_tls.mode.as_deref().unwrap_or("disable") {
+            "disable" => UpstreamTlsMode::Disable,
+            "prefer" => UpstreamTlsMode::Prefer,
+            "require" => UpstreamTlsMode::Require,
+            "verify-full" => UpstreamTlsMode::VerifyFull,
+            other => {
+                return Err(bad(
+                    "upstream_tls.mode",
+                    format!("expected disable, prefer, require or verify-full, got {other:?}"),
+                ))
+            }
+        };
+        let ca_file = match self.upstream_tls.ca_file {
+            Some(p) => Some(existing_file(&p).map_err(|m| bad("upstream_tls.ca_file", m))?),
+            None => None,
+        };
+        if mode == UpstreamTlsMode::VerifyFull && ca_file.is_none() {
+            return Err(bad(
+                "upstream_tls.ca_file",
+                "required when upstream_tls.mode = \"verify-full\"".into(),
+            ));
+        }
+        Ok(Config {
+            listen,
+            upstream,
+            max_client_connections: positive(
+                "max_client_connections",
+                self.max_client_connections,
+                1000,
+                1,
+            )?,
+            max_message_bytes: positive(
+                "max_message_bytes",
+                self.max_message_bytes,
+                64 << 20,
+                1024,
+            )?,
+            buffer_bytes: positive("buffer_bytes", self.buffer_bytes, 16 << 10, 1024)?,
+            connect_timeout: duration("connect_timeout", &self.connect_timeout, "5s")?,
+            startup_timeout: duration("startup_timeout", &self.startup_timeout, "30s")?,
+            idle_timeout: (!idle.is_zero()).then_some(idle),
+            shutdown_timeout: duration("shutdown_timeout", &self.shutdown_timeout, "30s")?,
+            worker_threads: positive("worker_threads", self.worker_threads, 0, 0)?,
+            event_queue_capacity: positive(
+                "event_queue_capacity",
+                self.event_queue_capacity,
+                65536,
+                1,
+            )?,
+            log_level: self.log.level.unwrap_or_else(|| "info".to_string()),
+            log_format,
+            tls,
+            upstream_tls: UpstreamTls {
+                mode,
+                ca_file,
+                server_name: self.upstream_tls.server_name,
+            },
+        })
+    }
+}
+
+fn existing_file(path: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(path);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "file {path:?} does not exist or is not a regular file"
+        ))
+    }
+}
+
+fn resolve_listen(text: &str) -> Result<SocketAddr, String> {
+    text.to_socket_addrs()
+        .map_err(|e| format!("{text:?} is not a host:port address ({e})"))?
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
+}
+
+/// Parse `postgres://host:port`, `host:port`, or `unix:/path/to/.s.PGSQL.5432`.
+/// Credentials and database names are refused: each client brings its own.
+pub fn parse_upstream(text: &str) -> Result<UpstreamAddr, String> {
+    if let Some(path) = text.strip_prefix("unix:") {
+        return Ok(UpstreamAddr::Unix(PathBuf::from(path)));
+    }
+    let rest = text
+        .strip_prefix("postgres://")
+        .or_else(|| text.strip_prefix("postgresql://"))
+        .unwrap_or(text);
+    if rest.contains('@') {
+        return Err("must not contain credentials: each client authenticates itself".into());
+    }
+    let authority = rest.trim_end_matches('/');
+    if authority.contains('/') || authority.contains('?') {
+        return Err("only host and port are used; the database comes from each client".into());
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(':') && (!h.contains(':') || h.starts_with('[')) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("invalid port {p:?}"))?,
+        ),
+        _ => (authority, 5432),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("{text:?} has no host"));
+    }
+    Ok(UpstreamAddr::Tcp {
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// Parse `250ms`, `30s`, `5m`, `1h` or `0`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 250ms, 30s, 5m, 1h"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("{text:?} has no unit: use ms, s, m or h")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(
+        file: Option<&str>,
+        env: &[(&str, &str)],
+        sets: &[(&str, &str)],
+    ) -> Result<Config, ConfigError> {
+        let file = file.map(|text| {
+            let path = std::env::temp_dir().join(format!(
+                "ip-config-{}-{}.toml",
+                std::process::id(),
+                text.len()
+            ));
+            std::fs::write(&path, text).unwrap();
+            path
+        });
+        Config::from_sources(Sources {
+            file,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            overrides: sets
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = sources(None, &[], &[]).unwrap();
+        assert_eq!(c.listen.port(), 6432);
+        assert_eq!(c.max_message_bytes, 64 << 20);
+        assert!(c.idle_timeout.is_none());
+        assert!(c.tls.is_none());
+    }
+
+    #[test]
+    fn later_sources_win() {
+        let file = "listen = \"127.0.0.1:7000\"\nmax_client_connections = 10\n";
+        let c = sources(
+            Some(file),
+            &[("INDEXPILOT_MAX_CLIENT_CONNECTIONS", "20")],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 7000);
+        assert_eq!(c.max_client_connections, 20);
+        let c = sources(
+            Some(file),
+            &[("INDEXPILOT_MAX_CLIENT_CONNECTIONS", "20")],
+            &[("max_client_connections", "30")],
+        )
+        .unwrap();
+        assert_eq!(c.max_client_connections, 30);
+    }
+
+    #[test]
+    fn errors_name_key_and_origin() {
+        let err = sources(Some("startup_timeout = \"ten\"\n"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("startup_timeout") && err.contains(".toml"),
+            "{err}"
+        );
+        let err = sources(None, &[("INDEXPILOT_LOG_FORMAT", "xml")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("log.format") && err.contains("INDEXPILOT_LOG_FORMAT"),
+            "{err}"
+        );
+        let err = sources(Some("[tls]\ncertificate = \"x\"\n"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls.certificate"), "{err}");
+        let err = sources(Some("max_message_bytes = \"big\"\n"), &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_message_bytes"), "{err}");
+        let err = sources(None, &[], &[("nope", "1")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nope"), "{err}");
+        let err = sources(None, &[], &[("tls.cert", "/nonexistent")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls.cert") || err.contains("tls.key"), "{err}");
+    }
+
+    #[test]
+    fn upstream_forms() {
+        let tcp = |h: &str, p| UpstreamAddr::Tcp {
+            host: h.into(),
+            port: p,
+        };
+        assert_eq!(
+            parse_upstream("postgres://db:5433").unwrap(),
+            tcp("db", 5433)
+        );
+        assert_eq!(parse_upstream("postgresql://db/").unwrap(), tcp("db", 5432));
+        assert_eq!(
+            parse_upstream("10.0.0.1:6000").unwrap(),
+            tcp("10.0.0.1", 6000)
+        );
+        assert_eq!(
+            parse_upstream("postgres://[::1]:5432").unwrap(),
+            tcp("::1", 5432)
+        );
+        assert_eq!(
+            parse_upstream("unix:/run/pg/.s.PGSQL.5432").unwrap(),
+            UpstreamAddr::Unix("/run/pg/.s.PGSQL.5432".into())
+        );
+        assert!(parse_upstream("postgres://u:p@db/app").is_err());
+        assert!(parse_upstream("postgres://db:x").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("x").is_err());
+    }
+}

@@ -1,0 +1,54 @@
+//! IndexPilot: a transparent PostgreSQL wire-protocol proxy that indexes a
+//! multi-tenant database by itself.
+//!
+//! # Layout
+//!
+//! - [`config`]: `proxy.toml` + `INDEXPILOT_*` + flags → validated [`config::Config`]
+//! - [`cli`]: subcommands and flags
+//! - [`proxy`]: the byte-for-byte relay and its inspection hook
+//! - [`shutdown`]: SIGTERM drains, SIGINT stops
+//! - [`pg`]: a throwaway PostgreSQL for tests and the demo
+
+pub mod cli;
+pub mod config;
+pub mod pg;
+pub mod proxy;
+pub mod shutdown;
+
+use std::sync::Arc;
+
+use config::{Config, LogFormat};
+use proxy::{Proxy, ProxyError};
+use shutdown::Shutdown;
+
+/// Install the tracing subscriber described by the config (`RUST_LOG` wins).
+pub fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// The runtime `serve` runs on, sized by `worker_threads`.
+pub fn runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if config.worker_threads > 0 {
+        builder.worker_threads(config.worker_threads);
+    }
+    builder.enable_all().build()
+}
+
+/// `indexpilot serve`: bind, then relay until a signal says stop.
+pub async fn serve(config: Arc<Config>) -> Result<(), ProxyError> {
+    let proxy = Proxy::bind(config).await?;
+    let shutdown = Shutdown::new();
+    let signals = tokio::spawn(shutdown::watch_signals(shutdown.clone()));
+    proxy.run(shutdown).await;
+    signals.abort();
+    Ok(())
+}

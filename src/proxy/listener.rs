@@ -1,0 +1,174 @@
+//! The accept loop and the start of every connection: handshake, connection
+//! limit, upstream connect, then the session relay. Each connection runs in
+//! its own task, tracked so that shutdown can wait for it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn, Instrument};
+
+use super::inspect;
+use super::observe::{EventSink, Observer};
+use super::session::Session;
+use super::startup::{handshake, Handshake, StartupError};
+use super::stream::Stream;
+use super::upstream::Connector;
+use crate::config::Config;
+
+/// Shared by all connections.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub tls: Option<TlsAcceptor>,
+    pub upstream: Arc<Connector>,
+    pub events: EventSink,
+    pub clients: Arc<AtomicUsize>,
+}
+
+/// Counts a client connection for as long as it lives.
+struct ClientSlot(Arc<AtomicUsize>);
+
+impl ClientSlot {
+    /// Take a slot, or `None` when `max` are taken.
+    fn take(counter: &Arc<AtomicUsize>, max: usize) -> Option<ClientSlot> {
+        let prev = counter.fetch_add(1, Ordering::AcqRel);
+        let slot = ClientSlot(counter.clone());
+        (prev < max).then_some(slot)
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Accept until `stop_accepting` fires; sessions end on `hard_stop`.
+pub async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+    stop_accepting: CancellationToken,
+    hard_stop: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop_accepting.cancelled() => return,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                backoff = Duration::from_millis(5);
+                let shared = shared.clone();
+                let hard_stop = hard_stop.clone();
+                let span = tracing::info_span!("conn", %peer);
+                tracker.spawn(connection(tcp, shared, hard_stop).instrument(span));
+            }
+            Err(e) => {
+                // Typically EMFILE: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+async fn connection(tcp: TcpStream, shared: Arc<Shared>, hard_stop: CancellationToken) {
+    let _ = tcp.set_nodelay(true);
+    let slot = ClientSlot::take(&shared.clients, shared.config.max_client_connections);
+    let timeout = shared.config.startup_timeout;
+    let hs = match tokio::time::timeout(timeout, handshake(tcp, shared.tls.as_ref())).await {
+        Ok(Ok(hs)) => hs,
+        Ok(Err(StartupError::Protocol {
+            major,
+            minor,
+            mut stream,
+        })) => {
+            let msg = format!(
+                "unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.2"
+            );
+            let _ = stream.write_all(&inspect::fatal("0A000", &msg)).await;
+            return;
+        }
+        Ok(Err(e)) => {
+            debug!(kind = e.kind(), error = %e, "startup failed");
+            return;
+        }
+        Err(_) => {
+            debug!("startup timed out");
+            return;
+        }
+    };
+    match hs {
+        Handshake::Cancel { packet } => {
+            if let Err(e) = shared.upstream.cancel(&packet).await {
+                warn!(error = %e, "could not forward cancel request");
+            }
+        }
+        Handshake::Startup {
+            stream,
+            packet,
+            params,
+        } => {
+            let Some(_slot) = slot else {
+                reject(
+                    stream,
+                    "53300",
+                    "sorry, too many clients already (IndexPilot max_client_connections)",
+                )
+                .await;
+                return;
+            };
+            let user = param(&params, "user");
+            let database = param(&params, "database").unwrap_or(user.unwrap_or_default());
+            debug!(user, database, tls = stream.is_tls(), "startup");
+            relay(stream, &packet, shared, hard_stop).await;
+        }
+    }
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+async fn relay(
+    mut client: Stream,
+    startup: &[u8],
+    shared: Arc<Shared>,
+    hard_stop: CancellationToken,
+) {
+    let server = match shared.upstream.connect().await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "upstream connect failed");
+            let msg = format!("{e} (IndexPilot proxy)");
+            let _ = client.write_all(&inspect::fatal("08001", &msg)).await;
+            let _ = client.shutdown().await;
+            return;
+        }
+    };
+    let observer = Observer::new(shared.events.clone());
+    let session = Session::new(client, server, startup, observer, &shared.config);
+    let end = session.run(shared.config.clone(), hard_stop).await;
+    match &end {
+        super::session::End::Closed | super::session::End::ClientGone(_) => {
+            debug!(end = end.kind(), "session ended")
+        }
+        other => info!(end = other.kind(), detail = ?other, "session ended"),
+    }
+}
+
+async fn reject(mut stream: Stream, sqlstate: &str, message: &str) {
+    let _ = stream.write_all(&inspect::fatal(sqlstate, message)).await;
+    let _ = stream.shutdown().await;
+}

@@ -1,0 +1,150 @@
+//! TLS set-up: the acceptor that terminates client TLS (`tls.cert`/`tls.key`)
+//! and the connector used towards the upstream (`upstream_tls.*`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::config::{TlsFiles, UpstreamTls, UpstreamTlsMode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} holds no {what}")]
+    Empty { path: String, what: &'static str },
+    #[error("invalid TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let shown = path.display().to_string();
+    let data = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let certs = rustls_pemfile::certs(&mut data.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| TlsError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Empty {
+            path: shown,
+            what: "PEM certificate",
+        });
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let shown = path.display().to_string();
+    let data = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    rustls_pemfile::private_key(&mut data.as_slice())
+        .map_err(|source| TlsError::Read {
+            path: shown.clone(),
+            source,
+        })?
+        .ok_or(TlsError::Empty {
+            path: shown,
+            what: "PEM private key",
+        })
+}
+
+/// The acceptor for client connections that ask for TLS.
+pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(read_certs(&files.cert)?, read_key(&files.key)?)?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The connector towards the upstream, or `None` when `mode = disable`.
+pub fn connector(settings: &UpstreamTls) -> Result<Option<TlsConnector>, TlsError> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?;
+    let config = match settings.mode {
+        UpstreamTlsMode::Disable => return Ok(None),
+        // Like libpq's sslmode=require/prefer: encrypt, but do not verify.
+        UpstreamTlsMode::Prefer | UpstreamTlsMode::Require => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
+            .with_no_client_auth(),
+        UpstreamTlsMode::VerifyFull => {
+            let mut roots = rustls::RootCertStore::empty();
+            if let Some(ca) = &settings.ca_file {
+                for cert in read_certs(ca)? {
+                    roots.add(cert)?;
+                }
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    };
+    Ok(Some(TlsConnector::from(Arc::new(config))))
+}
+
+/// Accepts any certificate, checking only that signatures are well formed,
+/// for `prefer`/`require` (encryption without authentication, as in libpq).
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
