@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
+use super::control::Registry;
 use super::inspect;
 use super::observe::{EventSink, Observer};
 use super::session::Session;
@@ -28,6 +29,7 @@ pub struct Shared {
     pub upstream: Arc<Connector>,
     pub events: EventSink,
     pub clients: Arc<AtomicUsize>,
+    pub sessions: Arc<Registry>,
 }
 
 /// Counts a client connection for as long as it lives.
@@ -48,13 +50,12 @@ impl Drop for ClientSlot {
     }
 }
 
-/// Accept until `stop_accepting` fires; sessions end on `hard_stop`.
+/// Accept until `stop_accepting` fires.
 pub async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     tracker: TaskTracker,
     stop_accepting: CancellationToken,
-    hard_stop: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(5);
     loop {
@@ -65,10 +66,8 @@ pub async fn accept_loop(
         match accepted {
             Ok((tcp, peer)) => {
                 backoff = Duration::from_millis(5);
-                let shared = shared.clone();
-                let hard_stop = hard_stop.clone();
                 let span = tracing::info_span!("conn", %peer);
-                tracker.spawn(connection(tcp, shared, hard_stop).instrument(span));
+                tracker.spawn(connection(tcp, shared.clone()).instrument(span));
             }
             Err(e) => {
                 // Typically EMFILE: back off instead of spinning.
@@ -80,7 +79,7 @@ pub async fn accept_loop(
     }
 }
 
-async fn connection(tcp: TcpStream, shared: Arc<Shared>, hard_stop: CancellationToken) {
+async fn connection(tcp: TcpStream, shared: Arc<Shared>) {
     let _ = tcp.set_nodelay(true);
     let slot = ClientSlot::take(&shared.clients, shared.config.max_client_connections);
     let timeout = shared.config.startup_timeout;
@@ -129,7 +128,7 @@ async fn connection(tcp: TcpStream, shared: Arc<Shared>, hard_stop: Cancellation
             let user = param(&params, "user");
             let database = param(&params, "database").unwrap_or(user.unwrap_or_default());
             debug!(user, database, tls = stream.is_tls(), "startup");
-            relay(stream, &packet, shared, hard_stop).await;
+            relay(stream, &packet, shared).await;
         }
     }
 }
@@ -141,12 +140,7 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-async fn relay(
-    mut client: Stream,
-    startup: &[u8],
-    shared: Arc<Shared>,
-    hard_stop: CancellationToken,
-) {
+async fn relay(mut client: Stream, startup: &[u8], shared: Arc<Shared>) {
     let server = match shared.upstream.connect().await {
         Ok(s) => s,
         Err(e) => {
@@ -159,7 +153,10 @@ async fn relay(
     };
     let observer = Observer::new(shared.events.clone());
     let session = Session::new(client, server, startup, observer, &shared.config);
-    let end = session.run(shared.config.clone(), hard_stop).await;
+    let registration = shared.sessions.register();
+    let end = session
+        .run(shared.config.clone(), registration.control.clone())
+        .await;
     match &end {
         super::session::End::Closed | super::session::End::ClientGone(_) => {
             debug!(end = end.kind(), "session ended")

@@ -10,6 +10,7 @@
 //! - [`observe`]: the inspection hook feeding the analysis queue
 
 pub mod codec;
+pub mod control;
 pub mod inspect;
 pub mod listener;
 pub mod observe;
@@ -74,6 +75,7 @@ impl Proxy {
             upstream,
             events: sink,
             clients: Arc::new(AtomicUsize::new(0)),
+            sessions: Arc::new(control::Registry::default()),
         });
         Ok(Proxy {
             listener,
@@ -110,9 +112,18 @@ impl Proxy {
             stats,
         } = self;
         let config = shared.config.clone();
-        let hard_stop = CancellationToken::new();
-        let consumer_stop = CancellationToken::new();
-        let consumer = tokio::spawn(observe::count_events(events, stats, consumer_stop.clone()));
+        let background_stop = CancellationToken::new();
+        let consumer = tokio::spawn(observe::count_events(
+            events,
+            stats,
+            background_stop.clone(),
+        ));
+        let sessions = shared.sessions.clone();
+        tokio::spawn(
+            sessions
+                .clone()
+                .sweep(sweep_period(&config), background_stop.clone()),
+        );
         let tracker = TaskTracker::new();
         info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
               upstream = shared.upstream.shown(), "proxy listening");
@@ -121,7 +132,6 @@ impl Proxy {
             shared,
             tracker.clone(),
             shutdown.stop_accepting.clone(),
-            hard_stop.clone(),
         )
         .await;
         tracker.close();
@@ -133,10 +143,19 @@ impl Proxy {
                 _ = shutdown.immediate.cancelled() => {}
             }
         }
-        hard_stop.cancel();
+        sessions.shutdown_all();
         let _ = tokio::time::timeout(Duration::from_secs(3), tracker.wait()).await;
-        consumer_stop.cancel();
+        background_stop.cancel();
         let _ = consumer.await;
         info!("proxy stopped");
     }
+}
+
+/// How often sessions check their startup and idle deadlines: often enough
+/// for a tenth of the shortest timeout, at most once a second.
+fn sweep_period(config: &Config) -> Duration {
+    let shortest = config
+        .idle_timeout
+        .map_or(config.startup_timeout, |i| i.min(config.startup_timeout));
+    (shortest / 10).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }

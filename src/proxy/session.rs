@@ -13,9 +13,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::codec::FrameError;
+use super::control::{Control, CHECK_TIMERS, SHUTDOWN};
 use super::inspect;
 use super::observe::Observer;
 use super::pipe::Pipe;
@@ -51,6 +51,14 @@ impl End {
             End::Shutdown => "shutdown",
         }
     }
+}
+
+/// Deadlines a session checks when the registry's sweep asks it to.
+struct Timers {
+    startup_deadline: Instant,
+    idle_timeout: Option<Duration>,
+    last_bytes: u64,
+    last_change: Instant,
 }
 
 pub struct Session {
@@ -91,34 +99,49 @@ impl Session {
     }
 
     /// Relay until the session ends; then tell the client why, if it should know.
-    pub async fn run(mut self, config: Arc<Config>, hard_stop: CancellationToken) -> End {
-        let startup_deadline = Instant::now() + config.startup_timeout;
-        let mut idle_check = config
-            .idle_timeout
-            .map(|d| tokio::time::interval_at(Instant::now() + d, d));
-        let mut last_bytes = 0;
-        let end = loop {
-            let ready = self.observer.is_ready();
-            let tick = async {
-                match idle_check.as_mut() {
-                    Some(i) => i.tick().await,
-                    None => std::future::pending().await,
-                }
-            };
-            let ticked = tokio::select! {
-                end = poll_fn(|cx| self.poll_relay(cx)) => break end,
-                _ = hard_stop.cancelled() => break End::Shutdown,
-                _ = tokio::time::sleep_until(startup_deadline), if !ready => break End::StartupTimeout,
-                _ = tick => true,
-            };
-            let moved = self.c2s.bytes + self.s2c.bytes;
-            if ticked && moved == last_bytes && self.observer.is_idle() {
-                break End::IdleTimeout;
-            }
-            last_bytes = moved;
+    pub async fn run(mut self, config: Arc<Config>, control: Arc<Control>) -> End {
+        let mut timers = Timers {
+            startup_deadline: Instant::now() + config.startup_timeout,
+            idle_timeout: config.idle_timeout,
+            last_bytes: 0,
+            last_change: Instant::now(),
         };
+        let mut known_waker = None;
+        let end = poll_fn(|cx| {
+            control.register(&mut known_waker, cx.waker());
+            let signal = control.take();
+            if signal & SHUTDOWN != 0 {
+                return Poll::Ready(End::Shutdown);
+            }
+            if signal & CHECK_TIMERS != 0 {
+                if let Some(end) = self.check_timers(&mut timers, &control) {
+                    return Poll::Ready(end);
+                }
+            }
+            self.poll_relay(cx)
+        })
+        .await;
         self.finish(&end).await;
         end
+    }
+
+    /// Called on the registry's periodic sweep.
+    fn check_timers(&mut self, t: &mut Timers, control: &Control) -> Option<End> {
+        let now = Instant::now();
+        if !self.observer.is_ready() {
+            return (now >= t.startup_deadline).then_some(End::StartupTimeout);
+        }
+        let Some(idle) = t.idle_timeout else {
+            control.set_wants_ticks(false);
+            return None;
+        };
+        let moved = self.c2s.bytes + self.s2c.bytes;
+        if moved != t.last_bytes || !self.observer.is_idle() {
+            t.last_bytes = moved;
+            t.last_change = now;
+            return None;
+        }
+        (now.duration_since(t.last_change) >= idle).then_some(End::IdleTimeout)
     }
 
     fn poll_relay(&mut self, cx: &mut Context<'_>) -> Poll<End> {
