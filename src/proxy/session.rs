@@ -161,9 +161,6 @@ impl Session {
             if self.s2c.finished() {
                 return Poll::Ready(End::Closed);
             }
-            if self.s2c.read_eof() && !self.client_terminated && !self.server_fatal {
-                return Poll::Ready(End::ServerGone(None));
-            }
             if !progress {
                 return Poll::Pending;
             }
@@ -215,6 +212,11 @@ impl Session {
             framed.map_err(|e| {
                 End::ServerGone(Some(io::Error::new(io::ErrorKind::InvalidData, e)))
             })?;
+            // An unannounced close: stop before the EOF is passed on, so
+            // that `finish` can still tell the client what happened.
+            if self.s2c.read_eof() && !self.client_terminated && !self.server_fatal {
+                return Poll::Ready(Err(End::ServerGone(None)));
+            }
         }
         match self.s2c.poll_drain(cx, &mut self.client) {
             Poll::Ready(Ok(p)) => Poll::Ready(Ok(progress | p)),

@@ -3,6 +3,8 @@
 //! condition waits with deadlines.
 #![allow(dead_code)]
 
+pub mod tools;
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicUsize;
@@ -159,4 +161,25 @@ pub async fn connect(conninfo: &str) -> Result<tokio_postgres::Client, tokio_pos
 /// A throwaway server, started in a blocking-friendly way.
 pub fn start_pg(opts: indexpilot::pg::PgOptions) -> TestPg {
     TestPg::start(opts).expect("start throwaway PostgreSQL")
+}
+
+/// Start the proxy in front of any upstream address (e.g. a closed port),
+/// with extra `key=value` overrides.
+pub async fn start_proxy_to(upstream: &str, extra: &[(&str, &str)]) -> TestProxy {
+    let mut pairs = vec![("listen", "127.0.0.1:0"), ("upstream", upstream)];
+    pairs.extend_from_slice(extra);
+    let config = Arc::new(Config::from_overrides(&pairs).expect("valid test config"));
+    let proxy = Proxy::bind(config).await.expect("proxy binds");
+    let addr = proxy.local_addr();
+    let stats = proxy.observe_stats();
+    let clients = proxy.client_gauge();
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(proxy.run(shutdown.clone()));
+    TestProxy {
+        addr,
+        stats,
+        clients,
+        shutdown,
+        task,
+    }
 }
