@@ -150,6 +150,26 @@ start_indexpilot() {
     log "IndexPilot on port $INDEXPILOT_PORT"
 }
 
+# After a failed run: says whether the target's process is still up, and
+# shows the end of its log (the temp dir is removed on exit).
+report_target() {
+    local pid
+    case $1 in
+        pgbouncer) pid=$PGBOUNCER_PID ;;
+        indexpilot) pid=$INDEXPILOT_PID ;;
+        *) return 0 ;;
+    esac
+    if kill -0 "$pid" 2>/dev/null; then
+        log "$1 (pid $pid) is still running"
+    else
+        local status=0
+        wait "$pid" || status=$?
+        log "$1 (pid $pid) has exited with status $status"
+    fi
+    log "last lines of $1's log:"
+    tail -n 30 "$WORK/$1.log" >&2 || true
+}
+
 port_of() {
     case $1 in
         direct) echo "$PGPORT" ;;
@@ -167,6 +187,7 @@ run_one() {
     if ! out=$(cd "$dir" && "$PG_BIN/pgbench" -S -n -T "$DURATION" -c "$clients" -j "$jobs" -M "$mode" \
         -l --log-prefix=tx -h 127.0.0.1 -p "$(port_of "$target")" -U postgres postgres 2>&1); then
         echo "$out" >&2
+        report_target "$target"
         die "pgbench failed: target=$target mode=$mode clients=$clients"
     fi
     local tps lat
