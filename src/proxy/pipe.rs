@@ -7,7 +7,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::codec::{Frame, FrameError, Framer, HEADER_LEN};
@@ -81,18 +81,26 @@ impl Pipe {
         cx: &mut Context<'_>,
         src: &mut R,
     ) -> Poll<io::Result<bool>> {
-        let wants_more = self.buf.len() < self.framed + self.need;
-        if self.read_eof || (!wants_more && self.buf.len() - self.written >= self.chunk) {
+        // Only a message that must be seen whole may grow the buffer past a
+        // chunk; streamed messages wait for the destination to catch up.
+        let missing = if self.framer.at_boundary() {
+            (self.framed + self.need).saturating_sub(self.buf.len())
+        } else {
+            0
+        };
+        let unwritten = self.buf.len() - self.written;
+        if self.read_eof || (missing == 0 && unwritten >= self.chunk) {
             return Poll::Ready(Ok(false));
         }
-        let missing = (self.framed + self.need).saturating_sub(self.buf.len());
-        if self.buf.capacity() - self.buf.len() < self.chunk.max(missing) / 2 {
-            self.buf.reserve(self.chunk.max(missing));
+        let max_read = self.chunk.max(missing);
+        if self.buf.capacity() - self.buf.len() < max_read {
+            self.buf.reserve(max_read);
         }
+        let mut limited = (&mut self.buf).limit(max_read);
         let n = ready!(tokio_util::io::poll_read_buf(
             Pin::new(src),
             cx,
-            &mut self.buf
+            &mut limited
         ))?;
         if n == 0 {
             self.read_eof = true;

@@ -67,8 +67,6 @@ pub struct Session {
     c2s: Pipe,
     s2c: Pipe,
     observer: Observer,
-    /// Remove SCRAM-SHA-256-PLUS from the server's offer (client TLS ends here).
-    strip_plus: bool,
     /// The server announced it is closing (a FATAL error).
     server_fatal: bool,
     /// The client sent Terminate.
@@ -83,7 +81,6 @@ impl Session {
         observer: Observer,
         config: &Config,
     ) -> Session {
-        let strip_plus = client.is_tls();
         let mut c2s = Pipe::new(config.buffer_bytes, Some(config.max_message_bytes));
         c2s.preload(startup);
         Session {
@@ -92,7 +89,6 @@ impl Session {
             c2s,
             s2c: Pipe::new(config.buffer_bytes, None),
             observer,
-            strip_plus,
             server_fatal: false,
             client_terminated: false,
         }
@@ -195,13 +191,15 @@ impl Session {
         let mut progress = false;
         if let Poll::Ready(r) = self.s2c.poll_fill(cx, &mut self.server) {
             progress = r.map_err(|e| End::ServerGone(Some(e)))?;
-            let (observer, fatal, strip) =
-                (&mut self.observer, &mut self.server_fatal, self.strip_plus);
+            let (observer, fatal) = (&mut self.observer, &mut self.server_fatal);
             let framed = self.s2c.frame(Observer::server_wants, |tag, body| {
                 let body = body.unwrap_or_default();
                 *fatal |= tag == b'E' && inspect::error_is_fatal(body);
                 observer.on_server(tag, body);
-                if tag == b'R' && strip {
+                // The server only offers -PLUS over its own TLS leg; a
+                // client either talks plain to us (libpq then refuses the
+                // offer) or binds to our certificate (a mismatch): never pass it.
+                if tag == b'R' {
                     inspect::strip_scram_plus(body)
                 } else {
                     None

@@ -87,16 +87,89 @@ pub fn connector(settings: &UpstreamTls) -> Result<Option<TlsConnector>, TlsErro
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
             .with_no_client_auth(),
         UpstreamTlsMode::VerifyFull => {
+            let trusted = match &settings.ca_file {
+                Some(ca) => read_certs(ca)?,
+                None => Vec::new(),
+            };
             let mut roots = rustls::RootCertStore::empty();
-            if let Some(ca) = &settings.ca_file {
-                for cert in read_certs(ca)? {
-                    roots.add(cert)?;
-                }
+            for cert in &trusted {
+                roots.add(cert.clone())?;
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider(),
+            )
+            .build()
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Pinned { webpki, trusted }))
+                .with_no_client_auth()
         }
     };
     Ok(Some(TlsConnector::from(Arc::new(config))))
+}
+
+/// `verify-full`: the usual chain and name checks, plus what libpq also
+/// accepts and webpki does not: a self-signed server certificate (often
+/// marked CA:TRUE) listed in `ca_file` itself, still checked for the name.
+#[derive(Debug)]
+struct Pinned {
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    trusted: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let err =
+            match self
+                .webpki
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+            {
+                Ok(ok) => return Ok(ok),
+                Err(e) => e,
+            };
+        if !self
+            .trusted
+            .iter()
+            .any(|t| t.as_ref() == end_entity.as_ref())
+        {
+            return Err(err);
+        }
+        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|_| err.clone())?;
+        cert.verify_is_valid_for_subject_name(server_name)
+            .map_err(|e| rustls::Error::General(format!("pinned certificate: {e}")))?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
 }
 
 /// Accepts any certificate, checking only that signatures are well formed,
