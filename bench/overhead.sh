@@ -14,6 +14,11 @@
 #   RUNS            rounds; default 3
 #   SCALE           pgbench -i scale; default 10
 #   OUT             also write the raw per-run results to this CSV
+#   INDEXPILOT_ARGS extra `serve` flags, e.g. "--set worker_threads=2"
+#
+# Both proxies start in their own session (setsid), as daemons do: with the
+# kernel's scheduler autogrouping on, a process sharing pgbench's session
+# would also share its CPU share, which would skew the comparison.
 #
 # Prints a Markdown table: per (mode, clients, target) the median over rounds
 # of TPS, mean and p99 latency, and TPS as a ratio of direct (median of
@@ -28,6 +33,7 @@ CLIENTS=${CLIENTS:-1 16 64}
 DURATION=${DURATION:-5}
 RUNS=${RUNS:-3}
 SCALE=${SCALE:-10}
+INDEXPILOT_ARGS=${INDEXPILOT_ARGS:-}
 
 die() { echo "overhead.sh: $*" >&2; exit 1; }
 log() { echo "overhead.sh: $*" >&2; }
@@ -135,7 +141,7 @@ ignore_startup_parameters = extra_float_digits
 pidfile = $WORK/pgbouncer.pid
 EOF
     chown postgres "$WORK/pgbouncer.ini" "$WORK/userlist.txt"
-    as_pg "$pgbouncer" "$WORK/pgbouncer.ini" >>"$WORK/pgbouncer.log" 2>&1 &
+    setsid runuser -u postgres -- "$pgbouncer" "$WORK/pgbouncer.ini" >>"$WORK/pgbouncer.log" 2>&1 </dev/null &
     PGBOUNCER_PID=$!
     wait_ready "$BOUNCER_PORT" pgbouncer "$PGBOUNCER_PID"
     log "PgBouncer $("$pgbouncer" --version | awk 'NR==1 {print $2}') on port $BOUNCER_PORT"
@@ -143,8 +149,8 @@ EOF
 
 start_indexpilot() {
     INDEXPILOT_PORT=$(free_port)
-    "$BIN" serve --listen "127.0.0.1:$INDEXPILOT_PORT" --upstream "postgres://127.0.0.1:$PGPORT" \
-        >"$WORK/indexpilot.log" 2>&1 &
+    setsid "$BIN" serve --listen "127.0.0.1:$INDEXPILOT_PORT" --upstream "postgres://127.0.0.1:$PGPORT" \
+        $INDEXPILOT_ARGS >"$WORK/indexpilot.log" 2>&1 </dev/null &
     INDEXPILOT_PID=$!
     wait_ready "$INDEXPILOT_PORT" indexpilot "$INDEXPILOT_PID"
     log "IndexPilot on port $INDEXPILOT_PORT"

@@ -25,8 +25,10 @@ use shutdown::Shutdown;
 pub fn init_tracing(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match config.log_format {
         LogFormat::Json => builder.json().try_init(),
@@ -34,13 +36,12 @@ pub fn init_tracing(config: &Config) {
     };
 }
 
-/// The runtime `serve` runs on, sized by `worker_threads`.
-pub fn runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if config.worker_threads > 0 {
-        builder.worker_threads(config.worker_threads);
-    }
-    builder.enable_all().build()
+/// The runtime `serve` starts on: a current-thread runtime. Extra relay
+/// threads (`worker_threads`) get their own, see [`proxy::Proxy::run`].
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 /// `indexpilot serve`: bind, then relay until a signal says stop.

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
                 }
             };
             indexpilot::init_tracing(&config);
-            let result = indexpilot::runtime(&config)
+            let result = indexpilot::runtime()
                 .map_err(anyhow::Error::from)
                 .and_then(|rt| {
                     rt.block_on(indexpilot::serve(config))

@@ -39,3 +39,27 @@ async fn simple_and_extended_queries_pass_through() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_relay_threads_share_the_listening_port() {
+    let pg = start_pg(PgOptions::default());
+    let proxy = start_proxy(&pg, &[("worker_threads", "3")]).await;
+    let mut clients = Vec::new();
+    for _ in 0..12 {
+        clients.push(connect(&proxy.conninfo(&pg)).await.unwrap());
+    }
+    for (i, c) in clients.iter().enumerate() {
+        let row = c
+            .query_one("select $1::int * 2", &[&(i as i32)])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, i32>(0), 2 * i as i32);
+    }
+    assert_eq!(proxy.clients.load(Ordering::Relaxed), 12);
+    drop(clients);
+    wait_for(Duration::from_secs(10), "all sessions closed", || {
+        proxy.clients.load(Ordering::Relaxed) == 0
+    })
+    .await;
+    proxy.shutdown.drain();
+}

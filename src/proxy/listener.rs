@@ -6,12 +6,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::SocketAddr;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn, Instrument};
+
+use tracing::{debug, info, warn};
 
 use super::control::Registry;
 use super::inspect;
@@ -66,8 +68,9 @@ pub async fn accept_loop(
         match accepted {
             Ok((tcp, peer)) => {
                 backoff = Duration::from_millis(5);
-                let span = tracing::info_span!("conn", %peer);
-                tracker.spawn(connection(tcp, shared.clone()).instrument(span));
+                // No tracing span around the session: entering one on every
+                // poll is measurable on the relay path; events name the peer.
+                tracker.spawn(connection(tcp, peer, shared.clone()));
             }
             Err(e) => {
                 // Typically EMFILE: back off instead of spinning.
@@ -79,7 +82,7 @@ pub async fn accept_loop(
     }
 }
 
-async fn connection(tcp: TcpStream, shared: Arc<Shared>) {
+async fn connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let _ = tcp.set_nodelay(true);
     let slot = ClientSlot::take(&shared.clients, shared.config.max_client_connections);
     let timeout = shared.config.startup_timeout;
@@ -97,18 +100,18 @@ async fn connection(tcp: TcpStream, shared: Arc<Shared>) {
             return;
         }
         Ok(Err(e)) => {
-            debug!(kind = e.kind(), error = %e, "startup failed");
+            debug!(%peer, kind = e.kind(), error = %e, "startup failed");
             return;
         }
         Err(_) => {
-            debug!("startup timed out");
+            debug!(%peer, "startup timed out");
             return;
         }
     };
     match hs {
         Handshake::Cancel { packet } => {
             if let Err(e) = shared.upstream.cancel(&packet).await {
-                warn!(error = %e, "could not forward cancel request");
+                warn!(%peer, error = %e, "could not forward cancel request");
             }
         }
         Handshake::Startup {
@@ -127,8 +130,8 @@ async fn connection(tcp: TcpStream, shared: Arc<Shared>) {
             };
             let user = param(&params, "user");
             let database = param(&params, "database").unwrap_or(user.unwrap_or_default());
-            debug!(user, database, tls = stream.is_tls(), "startup");
-            relay(stream, &packet, shared).await;
+            debug!(%peer, user, database, tls = stream.is_tls(), "startup");
+            relay(stream, &packet, shared, peer).await;
         }
     }
 }
@@ -140,11 +143,11 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-async fn relay(mut client: Stream, startup: &[u8], shared: Arc<Shared>) {
+async fn relay(mut client: Stream, startup: &[u8], shared: Arc<Shared>, peer: SocketAddr) {
     let server = match shared.upstream.connect().await {
         Ok(s) => s,
         Err(e) => {
-            warn!(error = %e, "upstream connect failed");
+            warn!(%peer, error = %e, "upstream connect failed");
             let msg = format!("{e} (IndexPilot proxy)");
             let _ = client.write_all(&inspect::fatal("08001", &msg)).await;
             let _ = client.shutdown().await;
@@ -159,9 +162,9 @@ async fn relay(mut client: Stream, startup: &[u8], shared: Arc<Shared>) {
         .await;
     match &end {
         super::session::End::Closed | super::session::End::ClientGone(_) => {
-            debug!(end = end.kind(), "session ended")
+            debug!(%peer, end = end.kind(), "session ended")
         }
-        other => info!(end = other.kind(), detail = ?other, "session ended"),
+        other => info!(%peer, end = other.kind(), detail = ?other, "session ended"),
     }
 }
 

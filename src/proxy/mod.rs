@@ -26,10 +26,10 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::shutdown::Shutdown;
@@ -61,13 +61,7 @@ impl Proxy {
     pub async fn bind(config: Arc<Config>) -> Result<Proxy, ProxyError> {
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let upstream = upstream::Connector::new(&config, tls::connector(&config.upstream_tls)?)?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ProxyError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = bind_listener(config.listen, relay_threads(&config) > 1)?;
         let (sink, events, stats) = EventSink::new(config.event_queue_capacity);
         let shared = Arc::new(Shared {
             config,
@@ -124,30 +118,125 @@ impl Proxy {
                 .clone()
                 .sweep(sweep_period(&config), background_stop.clone()),
         );
-        let tracker = TaskTracker::new();
-        info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-              upstream = shared.upstream.shown(), "proxy listening");
+        let addr = listener.local_addr().unwrap_or(config.listen);
+        let mut trackers = vec![TaskTracker::new()];
+        let mut threads = Vec::new();
+        for i in 1..relay_threads(&config) {
+            let tracker = TaskTracker::new();
+            trackers.push(tracker.clone());
+            let (shared, stop) = (shared.clone(), shutdown.stop_accepting.clone());
+            match spawn_relay_thread(i, addr, shared, tracker, stop).await {
+                Ok(handle) => threads.push(handle),
+                Err(e) => {
+                    warn!(error = %e, thread = i, "could not start relay thread; continuing with fewer")
+                }
+            }
+        }
+        info!(listen = %addr, upstream = shared.upstream.shown(), threads = threads.len() + 1, "proxy listening");
         listener::accept_loop(
             listener,
             shared,
-            tracker.clone(),
+            trackers[0].clone(),
             shutdown.stop_accepting.clone(),
         )
         .await;
-        tracker.close();
+        let all_done = async {
+            for t in &trackers {
+                t.close();
+                t.wait().await;
+            }
+        };
+        tokio::pin!(all_done);
+        let mut drained = false;
         if !shutdown.immediate.is_cancelled() {
-            info!(sessions = tracker.len(), timeout = ?config.shutdown_timeout, "draining sessions");
+            info!(sessions = sessions.len(), timeout = ?config.shutdown_timeout, "draining sessions");
             tokio::select! {
-                _ = tracker.wait() => {}
+                _ = &mut all_done => drained = true,
                 _ = tokio::time::sleep(config.shutdown_timeout) => {}
                 _ = shutdown.immediate.cancelled() => {}
             }
         }
         sessions.shutdown_all();
-        let _ = tokio::time::timeout(Duration::from_secs(3), tracker.wait()).await;
+        if !drained {
+            let _ = tokio::time::timeout(Duration::from_secs(3), all_done).await;
+        }
         background_stop.cancel();
         let _ = consumer.await;
+        for t in threads {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
         info!("proxy stopped");
+    }
+}
+
+/// How many relay threads `worker_threads` asks for (0 = one per CPU).
+fn relay_threads(config: &Config) -> usize {
+    match config.worker_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// A listening socket; with `reuse_port`, several threads each accept on
+/// their own socket for the same address and the kernel spreads clients.
+fn bind_listener(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener, ProxyError> {
+    let bind_err = |source| ProxyError::Bind { addr, source };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(bind_err)?;
+    socket.set_reuseaddr(true).map_err(bind_err)?;
+    if reuse_port {
+        socket.set_reuseport(true).map_err(bind_err)?;
+    }
+    socket.bind(addr).map_err(bind_err)?;
+    socket.listen(1024).map_err(bind_err)
+}
+
+/// One more relay thread: its own current-thread runtime and listener, so
+/// that sessions never migrate between threads (no work-stealing, no
+/// cross-thread wake-ups on the relay path). Resolves once it listens.
+async fn spawn_relay_thread(
+    index: usize,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let handle = std::thread::Builder::new()
+        .name(format!("indexpilot-relay-{index}"))
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let listener = match bind_listener(addr, true) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                listener::accept_loop(listener, shared, tracker.clone(), stop).await;
+                tracker.close();
+                tracker.wait().await;
+            })
+        })?;
+    match ready_rx.await {
+        Ok(Ok(())) => Ok(handle),
+        Ok(Err(e)) => Err(std::io::Error::other(e)),
+        Err(_) => Err(std::io::Error::other("relay thread exited during start-up")),
     }
 }
 

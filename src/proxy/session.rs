@@ -212,7 +212,8 @@ impl Session {
             })?;
             // An unannounced close: stop before the EOF is passed on, so
             // that `finish` can still tell the client what happened.
-            if self.s2c.read_eof() && !self.client_terminated && !self.server_fatal {
+            let client_left = self.client_terminated || self.c2s.read_eof();
+            if self.s2c.read_eof() && !client_left && !self.server_fatal {
                 return Poll::Ready(Err(End::ServerGone(None)));
             }
         }
