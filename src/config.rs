@@ -155,7 +155,7 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
     pub shutdown_timeout: Duration,
     /// Relay threads, each a current-thread runtime with its own listener;
-    /// 0 means one per CPU. Default 1.
+    /// 0 (the default) means one per CPU.
     pub worker_threads: usize,
     pub event_queue_capacity: usize,
     pub log_level: String,
@@ -426,7 +426,7 @@ impl RawConfig {
             startup_timeout: duration("startup_timeout", &self.startup_timeout, "30s")?,
             idle_timeout: (!idle.is_zero()).then_some(idle),
             shutdown_timeout: duration("shutdown_timeout", &self.shutdown_timeout, "30s")?,
-            worker_threads: positive("worker_threads", self.worker_threads, 1, 0)?,
+            worker_threads: positive("worker_threads", self.worker_threads, 0, 0)?,
             event_queue_capacity: positive(
                 "event_queue_capacity",
                 self.event_queue_capacity,
