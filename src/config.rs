@@ -15,6 +15,7 @@ use serde::Deserialize;
 enum Kind {
     Str,
     Int,
+    Bool,
 }
 
 /// Every key IndexPilot understands, dotted as in `proxy.toml`. The
@@ -39,6 +40,21 @@ const KEYS: &[(&str, Kind)] = &[
     ("upstream_tls.mode", Kind::Str),
     ("upstream_tls.ca_file", Kind::Str),
     ("upstream_tls.server_name", Kind::Str),
+    ("metrics_listen", Kind::Str),
+    ("analysis.enabled", Kind::Bool),
+    ("analysis.max_parse_bytes", Kind::Int),
+    ("analysis.cache_capacity", Kind::Int),
+    ("analysis.tenant_column", Kind::Str),
+    ("analysis.tenant_source", Kind::Str),
+    ("analysis.tenant_parameter", Kind::Str),
+    ("analysis.max_tenants", Kind::Int),
+    ("stats.window", Kind::Str),
+    ("stats.windows_kept", Kind::Int),
+    ("stats.flush_interval", Kind::Str),
+    ("stats.flush_batch_rows", Kind::Int),
+    ("stats.max_pending_rows", Kind::Int),
+    ("admin.dsn", Kind::Str),
+    ("admin.schema", Kind::Str),
 ];
 
 /// A configuration error: which key, from which source, and what is wrong.
@@ -81,6 +97,42 @@ struct RawConfig {
     tls: RawTls,
     #[serde(default)]
     upstream_tls: RawUpstreamTls,
+    metrics_listen: Option<String>,
+    #[serde(default)]
+    analysis: RawAnalysis,
+    #[serde(default)]
+    stats: RawStats,
+    #[serde(default)]
+    admin: RawAdmin,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAnalysis {
+    enabled: Option<bool>,
+    max_parse_bytes: Option<u64>,
+    cache_capacity: Option<u64>,
+    tenant_column: Option<String>,
+    tenant_source: Option<String>,
+    tenant_parameter: Option<String>,
+    max_tenants: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStats {
+    window: Option<String>,
+    windows_kept: Option<u64>,
+    flush_interval: Option<String>,
+    flush_batch_rows: Option<u64>,
+    max_pending_rows: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    dsn: Option<String>,
+    schema: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -141,6 +193,46 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where a statement's tenant comes from (DESIGN.md decision 5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TenantSource {
+    /// An equality on `tenant_column` (literal or bound `$n`).
+    Column,
+    /// A startup parameter, e.g. `options=-c indexpilot.tenant=42`.
+    StartupParameter,
+    /// A session variable set with `SET indexpilot.tenant = ...`.
+    SessionVariable,
+    /// The connection's user name.
+    User,
+}
+
+#[derive(Clone, Debug)]
+pub struct AnalysisConfig {
+    pub enabled: bool,
+    pub max_parse_bytes: usize,
+    pub cache_capacity: usize,
+    pub tenant_column: String,
+    pub tenant_source: TenantSource,
+    pub tenant_parameter: String,
+    pub max_tenants: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct StatsConfig {
+    pub window: Duration,
+    pub windows_kept: usize,
+    pub flush_interval: Duration,
+    pub flush_batch_rows: usize,
+    pub max_pending_rows: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct AdminConfig {
+    /// IndexPilot's own connection (with credentials); `None`: nothing is persisted.
+    pub dsn: Option<String>,
+    pub schema: String,
+}
+
 /// The validated configuration, shared as `Arc<Config>`.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -162,6 +254,11 @@ pub struct Config {
     pub log_format: LogFormat,
     pub tls: Option<TlsFiles>,
     pub upstream_tls: UpstreamTls,
+    /// `None` disables the metrics and health endpoint.
+    pub metrics_listen: Option<SocketAddr>,
+    pub analysis: AnalysisConfig,
+    pub stats: StatsConfig,
+    pub admin: AdminConfig,
 }
 
 /// The layered sources of settings, lowest precedence first.
@@ -301,16 +398,11 @@ fn set_key(
     value: &str,
     origin: &str,
 ) -> Result<(), ConfigError> {
-    let parsed = match kind {
-        Kind::Str => toml::Value::String(value.to_string()),
-        Kind::Int => {
-            toml::Value::Integer(value.trim().parse().map_err(|_| ConfigError::Invalid {
-                key: key.to_string(),
-                origin: origin.to_string(),
-                message: format!("expected an integer, got {value:?}"),
-            })?)
-        }
-    };
+    let parsed = parse_value(kind, value).map_err(|message| ConfigError::Invalid {
+        key: key.to_string(),
+        origin: origin.to_string(),
+        message,
+    })?;
     let mut parts: Vec<&str> = key.split('.').collect();
     let leaf = parts.pop().unwrap_or(key);
     let mut cur = table;
@@ -331,6 +423,23 @@ fn set_key(
     }
     cur.insert(leaf.to_string(), parsed);
     Ok(())
+}
+
+/// Turn an environment variable or flag string into the key's TOML type.
+fn parse_value(kind: Kind, value: &str) -> Result<toml::Value, String> {
+    let v = value.trim();
+    match kind {
+        Kind::Str => Ok(toml::Value::String(value.to_string())),
+        Kind::Int => v
+            .parse()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("expected an integer, got {value:?}")),
+        Kind::Bool => match v {
+            "true" | "on" | "1" => Ok(toml::Value::Boolean(true)),
+            "false" | "off" | "0" => Ok(toml::Value::Boolean(false)),
+            _ => Err(format!("expected true or false, got {value:?}")),
+        },
+    }
 }
 
 /// Extract `foo` from serde's "unknown field `foo`, expected ..." message.
@@ -406,6 +515,41 @@ impl RawConfig {
                 "required when upstream_tls.mode = \"verify-full\"".into(),
             ));
         }
+        let metrics_listen = match self.metrics_listen.as_deref().unwrap_or("127.0.0.1:9187") {
+            "" | "off" => None,
+            text => Some(resolve_listen(text).map_err(|m| bad("metrics_listen", m))?),
+        };
+        let analysis = validate_analysis(self.analysis, &bad)?;
+        let stats = StatsConfig {
+            window: duration("stats.window", &self.stats.window, "60s")?,
+            windows_kept: positive("stats.windows_kept", self.stats.windows_kept, 60, 1)?,
+            flush_interval: duration("stats.flush_interval", &self.stats.flush_interval, "10s")?,
+            flush_batch_rows: positive(
+                "stats.flush_batch_rows",
+                self.stats.flush_batch_rows,
+                500,
+                1,
+            )?,
+            max_pending_rows: positive(
+                "stats.max_pending_rows",
+                self.stats.max_pending_rows,
+                100_000,
+                1,
+            )?,
+        };
+        if stats.window < Duration::from_secs(1) {
+            return Err(bad("stats.window", "must be at least 1s".into()));
+        }
+        let admin = AdminConfig {
+            dsn: self.admin.dsn.filter(|d| !d.trim().is_empty()),
+            schema: self
+                .admin
+                .schema
+                .unwrap_or_else(|| "indexpilot".to_string()),
+        };
+        if admin.schema.is_empty() || admin.schema.len() > 63 {
+            return Err(bad("admin.schema", "must be 1 to 63 characters".into()));
+        }
         Ok(Config {
             listen,
             upstream,
@@ -441,8 +585,53 @@ impl RawConfig {
                 ca_file,
                 server_name: self.upstream_tls.server_name,
             },
+            metrics_listen,
+            analysis,
+            stats,
+            admin,
         })
     }
+}
+
+fn validate_analysis(
+    raw: RawAnalysis,
+    bad: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<AnalysisConfig, ConfigError> {
+    let tenant_source = match raw.tenant_source.as_deref().unwrap_or("column") {
+        "column" => TenantSource::Column,
+        "startup_parameter" => TenantSource::StartupParameter,
+        "session_variable" => TenantSource::SessionVariable,
+        "user" => TenantSource::User,
+        other => {
+            return Err(bad(
+                "analysis.tenant_source",
+                format!(
+                    "expected column, startup_parameter, session_variable or user, got {other:?}"
+                ),
+            ))
+        }
+    };
+    let size = |key: &str, v: Option<u64>, default: u64| -> Result<usize, ConfigError> {
+        match v.unwrap_or(default) {
+            0 => Err(bad(key, "must be at least 1".into())),
+            n => usize::try_from(n).map_err(|_| bad(key, format!("{n} is too large"))),
+        }
+    };
+    let tenant_column = raw.tenant_column.unwrap_or_else(|| "tenant_id".to_string());
+    if tenant_column.is_empty() {
+        return Err(bad("analysis.tenant_column", "must not be empty".into()));
+    }
+    Ok(AnalysisConfig {
+        enabled: raw.enabled.unwrap_or(true),
+        max_parse_bytes: size("analysis.max_parse_bytes", raw.max_parse_bytes, 16 * 1024)?,
+        cache_capacity: size("analysis.cache_capacity", raw.cache_capacity, 10_000)?,
+        tenant_column,
+        tenant_source,
+        tenant_parameter: raw
+            .tenant_parameter
+            .unwrap_or_else(|| "indexpilot.tenant".to_string()),
+        max_tenants: size("analysis.max_tenants", raw.max_tenants, 10_000)?,
+    })
 }
 
 fn existing_file(path: &str) -> Result<PathBuf, String> {

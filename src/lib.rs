@@ -7,13 +7,21 @@
 //! - [`cli`]: subcommands and flags
 //! - [`proxy`]: the byte-for-byte relay and its inspection hook
 //! - [`shutdown`]: SIGTERM drains, SIGINT stops
+//! - [`metrics`]: Prometheus metric names, descriptions and the recorder
+//! - [`http`]: `/metrics`, `/healthz` and `/readyz` on `metrics_listen`
 //! - [`pg`]: a throwaway PostgreSQL for tests and the demo
 
+pub mod background;
 pub mod cli;
 pub mod config;
+pub mod http;
+pub mod metrics;
 pub mod pg;
 pub mod proxy;
 pub mod shutdown;
+pub mod sql;
+pub mod stats;
+pub mod store;
 
 use std::sync::Arc;
 

@@ -18,8 +18,6 @@ pub const SHUTDOWN: u8 = 2;
 #[derive(Debug, Default)]
 pub struct Control {
     signal: AtomicU8,
-    /// The session wants periodic timer checks (startup or idle timeout).
-    wants_ticks: AtomicBool,
     waker: Mutex<Option<Waker>>,
 }
 
@@ -40,10 +38,6 @@ impl Control {
             return 0;
         }
         self.signal.swap(0, Ordering::AcqRel)
-    }
-
-    pub fn set_wants_ticks(&self, on: bool) {
-        self.wants_ticks.store(on, Ordering::Relaxed);
     }
 
     fn raise(&self, bits: u8) {
@@ -80,7 +74,6 @@ impl Registry {
     pub fn register(self: &Arc<Self>) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let control = Arc::new(Control::default());
-        control.set_wants_ticks(true);
         if self.shutting_down.load(Ordering::Acquire) {
             control.signal.store(SHUTDOWN, Ordering::Release);
         }
@@ -113,7 +106,8 @@ impl Registry {
         self.sessions.iter().map(|e| e.value().clone()).collect()
     }
 
-    /// Every `period`, ask sessions that have timers to check them.
+    /// Every `period`, ask sessions to check their timers and report their
+    /// byte counts.
     pub async fn sweep(self: Arc<Self>, period: Duration, stop: CancellationToken) {
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -123,9 +117,7 @@ impl Registry {
                 _ = stop.cancelled() => return,
             }
             for c in self.controls() {
-                if c.wants_ticks.load(Ordering::Relaxed) {
-                    c.raise(CHECK_TIMERS);
-                }
+                c.raise(CHECK_TIMERS);
             }
         }
     }

@@ -61,6 +61,17 @@ pub fn error_is_fatal(body: &[u8]) -> bool {
     false
 }
 
+/// CommandComplete ('C', server side): the row count at the end of the
+/// tag ("SELECT 5", "INSERT 0 3", "UPDATE 2"); 0 when there is none.
+pub fn command_rows(body: &[u8]) -> u64 {
+    let tag = cstr(body).map_or(body, |(t, _)| t);
+    let last = tag.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    std::str::from_utf8(last)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 const AUTH_SASL: u32 = 10;
 const SCRAM_PLUS: &[u8] = b"SCRAM-SHA-256-PLUS";
 
@@ -130,6 +141,13 @@ mod tests {
         assert_eq!(close_statement(b"Ss1\0"), Some(&b"s1"[..]));
         assert_eq!(close_statement(b"Pp1\0"), None);
         assert_eq!(query_text(b"no terminator"), None);
+    }
+
+    #[test]
+    fn command_complete_rows() {
+        assert_eq!(command_rows(b"SELECT 5\0"), 5);
+        assert_eq!(command_rows(b"INSERT 0 3\0"), 3);
+        assert_eq!(command_rows(b"CREATE TABLE\0"), 0);
     }
 
     #[test]

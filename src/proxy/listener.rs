@@ -17,12 +17,13 @@ use tracing::{debug, info, warn};
 
 use super::control::Registry;
 use super::inspect;
-use super::observe::{EventSink, Observer};
+use super::observe::{EventSink, Observer, SessionInfo};
 use super::session::Session;
 use super::startup::{handshake, Handshake, StartupError};
 use super::stream::Stream;
 use super::upstream::Connector;
 use crate::config::Config;
+use crate::metrics as m;
 
 /// Shared by all connections.
 pub struct Shared {
@@ -32,6 +33,7 @@ pub struct Shared {
     pub events: EventSink,
     pub clients: Arc<AtomicUsize>,
     pub sessions: Arc<Registry>,
+    pub next_session_id: std::sync::atomic::AtomicU64,
 }
 
 /// Counts a client connection for as long as it lives.
@@ -120,6 +122,8 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             params,
         } => {
             let Some(_slot) = slot else {
+                metrics::counter!(m::CONNECTIONS_REJECTED_TOTAL, m::LABEL_REASON => "too_many_clients")
+                    .increment(1);
                 reject(
                     stream,
                     "53300",
@@ -128,12 +132,50 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 .await;
                 return;
             };
+            let _gauge = m::GaugeGuard::client_connection();
             let user = param(&params, "user");
             let database = param(&params, "database").unwrap_or(user.unwrap_or_default());
             debug!(%peer, user, database, tls = stream.is_tls(), "startup");
-            relay(stream, &packet, shared, peer).await;
+            let info = session_info(&shared, &params);
+            relay(stream, &packet, shared, peer, info).await;
         }
     }
+}
+
+fn session_info(shared: &Shared, params: &[(String, String)]) -> SessionInfo {
+    let user = param(params, "user").unwrap_or_default().to_string();
+    let database = param(params, "database").unwrap_or(&user).to_string();
+    let name = &shared.config.analysis.tenant_parameter;
+    let startup_tenant = param(params, name)
+        .map(str::to_string)
+        .or_else(|| param(params, "options").and_then(|o| option_value(o, name)));
+    SessionInfo {
+        id: shared.next_session_id.fetch_add(1, Ordering::Relaxed),
+        user,
+        database,
+        startup_tenant,
+    }
+}
+
+/// The value of `name` in a startup `options` string such as
+/// `-c indexpilot.tenant=42 --search_path=app`.
+fn option_value(options: &str, name: &str) -> Option<String> {
+    let mut words = options.split_whitespace();
+    while let Some(word) = words.next() {
+        let setting = match word {
+            "-c" => words.next()?,
+            w => match w.strip_prefix("--").or_else(|| w.strip_prefix("-c")) {
+                Some(rest) => rest,
+                None => continue,
+            },
+        };
+        if let Some((k, v)) = setting.split_once('=') {
+            if k.replace('-', "_") == name.replace('-', "_") {
+                return Some(v.to_string());
+            }
+        }
+    }
+    None
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -143,23 +185,31 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-async fn relay(mut client: Stream, startup: &[u8], shared: Arc<Shared>, peer: SocketAddr) {
+async fn relay(
+    mut client: Stream,
+    startup: &[u8],
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    info: SessionInfo,
+) {
     let server = match shared.upstream.connect().await {
         Ok(s) => s,
         Err(e) => {
             warn!(%peer, error = %e, "upstream connect failed");
+            metrics::counter!(m::CONNECTIONS_REJECTED_TOTAL, m::LABEL_REASON => "upstream_unreachable").increment(1);
             let msg = format!("{e} (IndexPilot proxy)");
             let _ = client.write_all(&inspect::fatal("08001", &msg)).await;
             let _ = client.shutdown().await;
             return;
         }
     };
-    let observer = Observer::new(shared.events.clone());
+    let observer = Observer::new(shared.events.clone(), Arc::new(info));
     let session = Session::new(client, server, startup, observer, &shared.config);
     let registration = shared.sessions.register();
     let end = session
         .run(shared.config.clone(), registration.control.clone())
         .await;
+    metrics::counter!(m::SESSIONS_ENDED_TOTAL, m::LABEL_REASON => end.kind()).increment(1);
     match &end {
         super::session::End::Closed | super::session::End::ClientGone(_) => {
             debug!(%peer, end = end.kind(), "session ended")
@@ -171,4 +221,28 @@ async fn relay(mut client: Stream, startup: &[u8], shared: Arc<Shared>, peer: So
 async fn reject(mut stream: Stream, sqlstate: &str, message: &str) {
     let _ = stream.write_all(&inspect::fatal(sqlstate, message)).await;
     let _ = stream.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::option_value;
+
+    #[test]
+    fn tenant_from_options() {
+        let name = "indexpilot.tenant";
+        assert_eq!(
+            option_value("-c indexpilot.tenant=42", name).as_deref(),
+            Some("42")
+        );
+        assert_eq!(
+            option_value("--indexpilot.tenant=7 -c x=1", name).as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            option_value("-cindexpilot.tenant=abc", name).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(option_value("-c search_path=app", name), None);
+        assert_eq!(option_value("-c", name), None);
+    }
 }

@@ -33,6 +33,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::shutdown::Shutdown;
+use crate::stats::Stats;
 use listener::Shared;
 use observe::{EventReceiver, EventSink, ObserveStats};
 
@@ -55,6 +56,7 @@ pub struct Proxy {
     shared: Arc<Shared>,
     events: EventReceiver,
     stats: Arc<ObserveStats>,
+    workload: Arc<Stats>,
 }
 
 impl Proxy {
@@ -63,6 +65,12 @@ impl Proxy {
         let upstream = upstream::Connector::new(&config, tls::connector(&config.upstream_tls)?)?;
         let listener = bind_listener(config.listen, relay_threads(&config) > 1)?;
         let (sink, events, stats) = EventSink::new(config.event_queue_capacity);
+        let workload = Arc::new(Stats::new(
+            config.stats.window,
+            config.stats.windows_kept,
+            config.stats.max_pending_rows,
+            config.analysis.max_tenants,
+        ));
         let shared = Arc::new(Shared {
             config,
             tls,
@@ -70,12 +78,14 @@ impl Proxy {
             events: sink,
             clients: Arc::new(AtomicUsize::new(0)),
             sessions: Arc::new(control::Registry::default()),
+            next_session_id: std::sync::atomic::AtomicU64::new(1),
         });
         Ok(Proxy {
             listener,
             shared,
             events,
             stats,
+            workload,
         })
     }
 
@@ -88,6 +98,11 @@ impl Proxy {
     /// Inspection-hook counters (events sent, dropped, consumed).
     pub fn observe_stats(&self) -> Arc<ObserveStats> {
         self.stats.clone()
+    }
+
+    /// The workload statistics the analysis fills (what the indexer reads).
+    pub fn workload(&self) -> Arc<Stats> {
+        self.workload.clone()
     }
 
     /// Number of client connections currently open.
@@ -104,21 +119,26 @@ impl Proxy {
             shared,
             events,
             stats,
+            workload,
         } = self;
         let config = shared.config.clone();
         let background_stop = CancellationToken::new();
-        let consumer = tokio::spawn(observe::count_events(
+        let addr = listener.local_addr().unwrap_or(config.listen);
+        let background = crate::background::start(
+            config.clone(),
             events,
             stats,
-            background_stop.clone(),
-        ));
+            workload,
+            shared.upstream.clone(),
+            proxy_id(addr),
+        )
+        .await;
         let sessions = shared.sessions.clone();
         tokio::spawn(
             sessions
                 .clone()
                 .sweep(sweep_period(&config), background_stop.clone()),
         );
-        let addr = listener.local_addr().unwrap_or(config.listen);
         let mut trackers = vec![TaskTracker::new()];
         let mut threads = Vec::new();
         for i in 1..relay_threads(&config) {
@@ -161,12 +181,26 @@ impl Proxy {
             let _ = tokio::time::timeout(Duration::from_secs(3), all_done).await;
         }
         background_stop.cancel();
-        let _ = consumer.await;
+        background.stop().await;
         for t in threads {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
         info!("proxy stopped");
     }
+}
+
+/// How this proxy names itself in the rows it writes: host and port.
+fn proxy_id(addr: SocketAddr) -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let host = if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "unknown".to_string()
+    };
+    format!("{host}:{}", addr.port())
 }
 
 /// How many relay threads `worker_threads` asks for (0 = one per CPU).

@@ -21,16 +21,39 @@ pub enum Protocol {
     FunctionCall,
 }
 
+/// Who is on the other end of a session, for tenant attribution.
+#[derive(Debug, Clone, Default)]
+pub struct SessionInfo {
+    pub id: u64,
+    pub user: String,
+    pub database: String,
+    /// The value of the configured startup parameter, if the client sent it
+    /// (directly or as `-c name=value` in `options`).
+    pub startup_tenant: Option<String>,
+}
+
+/// One statement executed in a round trip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Executed {
+    /// SQL text. Raw bytes: may be non-UTF-8.
+    pub sql: Bytes,
+    /// The Bind message body that supplied its parameters (extended protocol).
+    pub bind: Option<Bytes>,
+}
+
 /// One round trip that ended in ReadyForQuery.
 #[derive(Debug, Clone)]
 pub struct StatementEvent {
+    pub session: Arc<SessionInfo>,
     pub protocol: Protocol,
-    /// SQL text of each statement executed (one for a simple Query, one per
-    /// Bind for an extended-protocol batch). Raw bytes: may be non-UTF-8.
-    pub statements: Vec<Bytes>,
+    /// Each statement executed (one for a simple Query, one per Bind for an
+    /// extended-protocol batch).
+    pub statements: Vec<Executed>,
     pub latency: Duration,
     /// The server reported an error before ReadyForQuery.
     pub failed: bool,
+    /// Rows reported by the server's CommandComplete messages.
+    pub rows: u64,
 }
 
 /// Counters shared by every session and the consumer.
@@ -67,7 +90,10 @@ impl EventSink {
     fn send(&self, event: StatementEvent) {
         match self.tx.try_send(event) {
             Ok(()) => self.stats.events_sent.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.stats.events_dropped.fetch_add(1, Ordering::Relaxed),
+            Err(_) => {
+                metrics::counter!(crate::metrics::ANALYSIS_DROPPED_TOTAL).increment(1);
+                self.stats.events_dropped.fetch_add(1, Ordering::Relaxed)
+            }
         };
     }
 }
@@ -106,13 +132,15 @@ const MAX_PENDING: usize = 100_000;
 struct Pending {
     start: Instant,
     protocol: Protocol,
-    statements: Vec<Bytes>,
+    statements: Vec<Executed>,
     failed: bool,
+    rows: u64,
 }
 
 /// Per-session protocol bookkeeping, fed with whole decoded messages.
 pub struct Observer {
     sink: EventSink,
+    session: Arc<SessionInfo>,
     ready: bool,
     pending: VecDeque<Pending>,
     /// Round trips beyond `MAX_PENDING`: counted, not timed.
@@ -120,13 +148,14 @@ pub struct Observer {
     unnamed: Option<Bytes>,
     named: HashMap<Bytes, Bytes>,
     /// Statements bound since the last Sync.
-    batch: Vec<Bytes>,
+    batch: Vec<Executed>,
 }
 
 impl Observer {
-    pub fn new(sink: EventSink) -> Observer {
+    pub fn new(sink: EventSink, session: Arc<SessionInfo>) -> Observer {
         Observer {
             sink,
+            session,
             ready: false,
             pending: VecDeque::new(),
             overflow: 0,
@@ -153,7 +182,7 @@ impl Observer {
 
     /// Which server messages must be seen whole (small ones only).
     pub fn server_wants(tag: u8, len: usize) -> bool {
-        matches!(tag, b'Z' | b'E' | b'R') && len <= 64 * 1024
+        matches!(tag, b'Z' | b'E' | b'R' | b'C') && len <= 64 * 1024
     }
 
     /// A client message; `body` is only present for the kinds in `client_wants`.
@@ -161,7 +190,11 @@ impl Observer {
         match tag {
             b'Q' => {
                 let sql = inspect::query_text(body).unwrap_or(body);
-                self.push(Protocol::Simple, vec![Bytes::copy_from_slice(sql)]);
+                let executed = Executed {
+                    sql: Bytes::copy_from_slice(sql),
+                    bind: None,
+                };
+                self.push(Protocol::Simple, vec![executed]);
             }
             b'P' => self.on_parse(body),
             b'B' => {
@@ -170,7 +203,10 @@ impl Observer {
                     Some(name) => self.named.get(name).cloned(),
                     None => None,
                 };
-                self.batch.extend(sql);
+                if let Some(sql) = sql {
+                    let bind = Some(Bytes::copy_from_slice(body));
+                    self.batch.push(Executed { sql, bind });
+                }
             }
             b'C' => {
                 if let Some(name) = inspect::close_statement(body) {
@@ -198,7 +234,7 @@ impl Observer {
         }
     }
 
-    fn push(&mut self, protocol: Protocol, statements: Vec<Bytes>) {
+    fn push(&mut self, protocol: Protocol, statements: Vec<Executed>) {
         if self.pending.len() >= MAX_PENDING {
             self.overflow += 1;
             return;
@@ -208,12 +244,18 @@ impl Observer {
             protocol,
             statements,
             failed: false,
+            rows: 0,
         });
     }
 
     /// A server message; `body` is only present for the kinds in `server_wants`.
-    pub fn on_server(&mut self, tag: u8, _body: &[u8]) {
+    pub fn on_server(&mut self, tag: u8, body: &[u8]) {
         match tag {
+            b'C' => {
+                if let Some(p) = self.pending.front_mut() {
+                    p.rows += inspect::command_rows(body);
+                }
+            }
             b'E' => {
                 if let Some(p) = self.pending.front_mut() {
                     p.failed = true;
@@ -232,10 +274,12 @@ impl Observer {
         }
         if let Some(p) = self.pending.pop_front() {
             self.sink.send(StatementEvent {
+                session: self.session.clone(),
                 protocol: p.protocol,
                 statements: p.statements,
                 latency: p.start.elapsed(),
                 failed: p.failed,
+                rows: p.rows,
             });
         } else if self.overflow > 0 {
             self.overflow -= 1;
@@ -251,7 +295,7 @@ mod tests {
 
     fn observer() -> (Observer, EventReceiver) {
         let (sink, rx, _) = EventSink::new(16);
-        let mut o = Observer::new(sink);
+        let mut o = Observer::new(sink, Arc::default());
         o.on_server(b'Z', b"I");
         (o, rx)
     }
@@ -270,7 +314,9 @@ mod tests {
         o.on_server(b'Z', b"I");
         let ev = rx.try_recv().unwrap();
         assert_eq!(ev.protocol, Protocol::Simple);
-        assert_eq!(ev.statements, vec![Bytes::from_static(b"select 1")]);
+        assert_eq!(ev.statements.len(), 1);
+        assert_eq!(ev.statements[0].sql, Bytes::from_static(b"select 1"));
+        assert!(ev.statements[0].bind.is_none());
         assert!(!ev.failed && o.is_idle());
     }
 
@@ -298,9 +344,11 @@ mod tests {
         o.on_client(b'B', b"\0\0\0\0\0\0\0\0");
         o.on_client(b'S', b"");
         o.on_server(b'Z', b"I");
+        let ev = rx.try_recv().unwrap();
+        assert_eq!(ev.statements[0].sql, Bytes::from_static(b"select 2"));
         assert_eq!(
-            rx.try_recv().unwrap().statements,
-            vec![Bytes::from_static(b"select 2")]
+            ev.statements[0].bind.as_deref(),
+            Some(&b"\0\0\0\0\0\0\0\0"[..])
         );
         o.on_client(b'P', b"s\0select 3\0\0\0");
         o.on_client(b'C', b"Ss\0");
@@ -313,7 +361,7 @@ mod tests {
     #[test]
     fn full_queue_drops_and_counts() {
         let (sink, _rx, stats) = EventSink::new(1);
-        let mut o = Observer::new(sink);
+        let mut o = Observer::new(sink, Arc::default());
         o.on_server(b'Z', b"I");
         for _ in 0..3 {
             o.on_client(b'Q', b"select 1\0");

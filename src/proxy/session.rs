@@ -21,6 +21,7 @@ use super::observe::Observer;
 use super::pipe::Pipe;
 use super::stream::Stream;
 use crate::config::Config;
+use crate::metrics as m;
 
 /// Why the relay stopped.
 #[derive(Debug)]
@@ -59,6 +60,8 @@ struct Timers {
     idle_timeout: Option<Duration>,
     last_bytes: u64,
     last_change: Instant,
+    /// Bytes already added to the byte counters (client, server).
+    reported: (u64, u64),
 }
 
 pub struct Session {
@@ -101,6 +104,7 @@ impl Session {
             idle_timeout: config.idle_timeout,
             last_bytes: 0,
             last_change: Instant::now(),
+            reported: (0, 0),
         };
         let mut known_waker = None;
         let end = poll_fn(|cx| {
@@ -110,27 +114,34 @@ impl Session {
                 return Poll::Ready(End::Shutdown);
             }
             if signal & CHECK_TIMERS != 0 {
-                if let Some(end) = self.check_timers(&mut timers, &control) {
+                if let Some(end) = self.check_timers(&mut timers) {
                     return Poll::Ready(end);
                 }
             }
             self.poll_relay(cx)
         })
         .await;
+        self.report_bytes(&mut timers);
         self.finish(&end).await;
         end
     }
 
-    /// Called on the registry's periodic sweep.
-    fn check_timers(&mut self, t: &mut Timers, control: &Control) -> Option<End> {
+    /// Add the bytes relayed since the last report to the byte counters.
+    fn report_bytes(&self, t: &mut Timers) {
+        let (c, s) = (self.c2s.bytes, self.s2c.bytes);
+        metrics::counter!(m::CLIENT_BYTES_TOTAL).increment(c - t.reported.0);
+        metrics::counter!(m::SERVER_BYTES_TOTAL).increment(s - t.reported.1);
+        t.reported = (c, s);
+    }
+
+    /// Called on the registry's periodic sweep (about once a second).
+    fn check_timers(&mut self, t: &mut Timers) -> Option<End> {
         let now = Instant::now();
+        self.report_bytes(t);
         if !self.observer.is_ready() {
             return (now >= t.startup_deadline).then_some(End::StartupTimeout);
         }
-        let Some(idle) = t.idle_timeout else {
-            control.set_wants_ticks(false);
-            return None;
-        };
+        let idle = t.idle_timeout?;
         let moved = self.c2s.bytes + self.s2c.bytes;
         if moved != t.last_bytes || !self.observer.is_idle() {
             t.last_bytes = moved;

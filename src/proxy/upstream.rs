@@ -127,6 +127,11 @@ impl Connector {
         }
     }
 
+    /// Whether a connection can be opened now (for readiness).
+    pub async fn probe(&self) -> bool {
+        self.connect().await.is_ok()
+    }
+
     /// Forward a CancelRequest packet verbatim on a fresh connection.
     pub async fn cancel(&self, packet: &[u8]) -> Result<(), UpstreamError> {
         let mut stream = self.connect().await?;

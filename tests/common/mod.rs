@@ -22,6 +22,7 @@ pub struct TestProxy {
     pub addr: SocketAddr,
     pub stats: Arc<ObserveStats>,
     pub clients: Arc<AtomicUsize>,
+    pub workload: Arc<indexpilot::stats::Stats>,
     pub shutdown: Shutdown,
     pub task: tokio::task::JoinHandle<()>,
 }
@@ -69,12 +70,14 @@ pub async fn start_proxy(pg: &TestPg, extra: &[(&str, &str)]) -> TestProxy {
     let addr = proxy.local_addr();
     let stats = proxy.observe_stats();
     let clients = proxy.client_gauge();
+    let workload = proxy.workload();
     let shutdown = Shutdown::new();
     let task = tokio::spawn(proxy.run(shutdown.clone()));
     TestProxy {
         addr,
         stats,
         clients,
+        workload,
         shutdown,
         task,
     }
@@ -173,12 +176,14 @@ pub async fn start_proxy_to(upstream: &str, extra: &[(&str, &str)]) -> TestProxy
     let addr = proxy.local_addr();
     let stats = proxy.observe_stats();
     let clients = proxy.client_gauge();
+    let workload = proxy.workload();
     let shutdown = Shutdown::new();
     let task = tokio::spawn(proxy.run(shutdown.clone()));
     TestProxy {
         addr,
         stats,
         clients,
+        workload,
         shutdown,
         task,
     }

@@ -1,0 +1,104 @@
+//! IndexPilot's own tables, in their own schema (`admin.schema`, default
+//! `indexpilot`), created and upgraded by versioned migrations. Replicas
+//! migrate under an advisory lock, so concurrent starts are safe.
+
+use tokio_postgres::Client;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] tokio_postgres::Error),
+}
+
+/// Quote an identifier for SQL (`"` doubled), whatever it contains.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Migrations in order; `{s}` stands for the quoted schema name. Never edit
+/// a released one: append a new version.
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "query and filter statistics",
+    "create table {s}.query_text (
+         fingerprint bigint primary key,
+         query text not null,
+         first_seen timestamptz not null default now());
+     create table {s}.query_stats (
+         window_start timestamptz not null,
+         window_seconds integer not null,
+         fingerprint bigint not null,
+         tenant text,
+         calls bigint not null,
+         errors bigint not null,
+         total_ms double precision not null,
+         p95_ms double precision not null,
+         rows bigint not null,
+         proxy text not null);
+     create index on {s}.query_stats (window_start);
+     create index on {s}.query_stats (fingerprint, window_start);
+     create table {s}.filter_stats (
+         window_start timestamptz not null,
+         window_seconds integer not null,
+         tenant text,
+         table_name text not null,
+         column_name text not null,
+         predicate text not null,
+         calls bigint not null,
+         rows bigint not null,
+         proxy text not null);
+     create index on {s}.filter_stats (window_start);
+     create index on {s}.filter_stats (table_name, column_name, window_start);",
+)];
+
+/// Bring the schema up to date; returns the version now in place.
+pub async fn migrate(client: &mut Client, schema: &str) -> Result<u32, StoreError> {
+    let s = quote_ident(schema);
+    let tx = client.transaction().await?;
+    // One migrator at a time across replicas (key: hash of the schema name).
+    tx.execute(
+        "select pg_advisory_xact_lock(hashtext('indexpilot.migrate:' || $1))",
+        &[&schema],
+    )
+    .await?;
+    tx.batch_execute(&format!(
+        "create schema if not exists {s};
+         create table if not exists {s}.schema_version (
+             version integer primary key,
+             description text not null,
+             applied_at timestamptz not null default now());"
+    ))
+    .await?;
+    let row = tx
+        .query_one(
+            &format!("select coalesce(max(version), 0) from {s}.schema_version"),
+            &[],
+        )
+        .await?;
+    let mut version: i32 = row.get(0);
+    for (i, (description, sql)) in MIGRATIONS.iter().enumerate() {
+        let v = i as i32 + 1;
+        if v <= version {
+            continue;
+        }
+        tx.batch_execute(&sql.replace("{s}", &s)).await?;
+        tx.execute(
+            &format!("insert into {s}.schema_version (version, description) values ($1, $2)"),
+            &[&v, description],
+        )
+        .await?;
+        version = v;
+    }
+    tx.commit().await?;
+    Ok(version as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote_ident;
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("indexpilot"), "\"indexpilot\"");
+        assert_eq!(quote_ident("we\"ird; drop"), "\"we\"\"ird; drop\"");
+    }
+}

@@ -1,0 +1,131 @@
+//! Issue 3 end to end: known traffic through the proxy shows up in the live
+//! counters, in `indexpilot.query_stats` / `filter_stats`, and in /metrics.
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use indexpilot::pg::PgOptions;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn http_get(port: u16, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_reaches_counters_tables_and_metrics() {
+    let pg = start_pg(PgOptions::default());
+    pg.psql(
+        "create table contacts (id serial primary key, tenant_id int not null, email text,
+                                created_at timestamptz default now(), data jsonb);",
+    )
+    .unwrap();
+    let metrics_port = free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let dsn = pg.url();
+    let proxy = start_proxy(
+        &pg,
+        &[
+            ("admin.dsn", dsn.as_str()),
+            ("stats.window", "1s"),
+            ("stats.flush_interval", "200ms"),
+            ("metrics_listen", metrics_addr.as_str()),
+        ],
+    )
+    .await;
+    let client = connect(&proxy.conninfo(&pg)).await.unwrap();
+    for i in 0..5 {
+        let sql = format!("select id from contacts where tenant_id = 7 and email = 'u{i}@x.org'");
+        client.simple_query(&sql).await.unwrap();
+    }
+    let since = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for _ in 0..3 {
+        client
+            .query(
+                "select id from contacts c where c.tenant_id = $1 and c.created_at > $2 order by c.created_at limit 10",
+                &[&8i32, &since],
+            )
+            .await
+            .unwrap();
+    }
+    client
+        .simple_query("select id from contacts where tenant_id = 9 and lower(email) = 'x' and data->>'plan' = 'pro'")
+        .await
+        .unwrap();
+    client.simple_query("this is not sql").await.unwrap_err();
+
+    let stats = proxy.workload.clone();
+    let find = |tenant: &str, column: &str, class: &str| {
+        stats
+            .snapshot()
+            .columns
+            .iter()
+            .find(|c| {
+                c.tenant.as_deref() == Some(tenant) && &*c.column == column && c.class == class
+            })
+            .map(|c| c.calls)
+    };
+    wait_for(Duration::from_secs(10), "live counters", || {
+        find("7", "email", "equality") == Some(5) && find("8", "created_at", "range") == Some(3)
+    })
+    .await;
+    assert_eq!(find("8", "created_at", "order_by"), Some(3));
+    assert_eq!(find("9", "lower(email)", "expression"), Some(1));
+    assert!(find("7", "created_at", "range").is_none());
+
+    // Persisted by the flush, on IndexPilot's own connection.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = pg
+            .psql(
+                "select coalesce(sum(calls), 0) from indexpilot.query_stats where tenant = '7';
+                 select coalesce(sum(calls), 0) from indexpilot.filter_stats
+                  where tenant = '8' and column_name = 'created_at' and predicate = 'range';
+                 select count(*) from indexpilot.query_text where query like '%email = ?%';",
+            )
+            .unwrap_or_default();
+        if out.lines().collect::<Vec<_>>() == ["5", "3", "1"] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rows not flushed: {out:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let metrics = http_get(metrics_port, "/metrics").await;
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    for needle in [
+        "indexpilot_statements_total{kind=\"select\"}",
+        "indexpilot_parse_cache_hits_total",
+        "indexpilot_parse_failures_total",
+        "indexpilot_statement_duration_seconds_bucket",
+        "indexpilot_stats_flush_batches_total",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from /metrics");
+    }
+    assert!(http_get(metrics_port, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    wait_for_ready(metrics_port).await;
+}
+
+async fn wait_for_ready(port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !http_get(port, "/readyz").await.starts_with("HTTP/1.1 200") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/readyz never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
