@@ -129,3 +129,91 @@ async fn wait_for_ready(port: u16) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Tenants under which the `email` filter was counted.
+fn tenants_seen(proxy: &TestProxy) -> Vec<String> {
+    let mut t: Vec<String> = proxy
+        .workload
+        .snapshot()
+        .columns
+        .iter()
+        .filter(|c| &*c.column == "email")
+        .filter_map(|c| c.tenant.as_deref().map(str::to_string))
+        .collect();
+    t.sort();
+    t.dedup();
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_from_startup_parameter_session_variable_and_user() {
+    let pg = start_pg(PgOptions::default());
+    pg.psql("create table contacts (tenant_id int, email text); create role acme login; grant select on contacts to acme;")
+        .unwrap();
+    let query = "select * from contacts where email = 'a'";
+
+    let proxy = start_proxy(&pg, &[("analysis.tenant_source", "startup_parameter")]).await;
+    let conninfo = format!(
+        "{} options='-c indexpilot.tenant=acme'",
+        proxy.conninfo(&pg)
+    );
+    connect(&conninfo)
+        .await
+        .unwrap()
+        .simple_query(query)
+        .await
+        .unwrap();
+    wait_for(Duration::from_secs(10), "startup-parameter tenant", || {
+        tenants_seen(&proxy) == ["acme"]
+    })
+    .await;
+
+    let proxy = start_proxy(&pg, &[("analysis.tenant_source", "session_variable")]).await;
+    let c = connect(&proxy.conninfo(&pg)).await.unwrap();
+    c.simple_query("set indexpilot.tenant = 'globex'")
+        .await
+        .unwrap();
+    c.simple_query(query).await.unwrap();
+    wait_for(Duration::from_secs(10), "session-variable tenant", || {
+        tenants_seen(&proxy) == ["globex"]
+    })
+    .await;
+
+    let proxy = start_proxy(&pg, &[("analysis.tenant_source", "user")]).await;
+    let conninfo = proxy.conninfo(&pg).replace("user=postgres", "user=acme");
+    connect(&conninfo)
+        .await
+        .unwrap()
+        .simple_query(query)
+        .await
+        .unwrap();
+    wait_for(Duration::from_secs(10), "user tenant", || {
+        tenants_seen(&proxy) == ["acme"]
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_from_text_format_bind_parameter() {
+    let pg = start_pg(PgOptions::default());
+    pg.psql("create table contacts (tenant_id int, email text);")
+        .unwrap();
+    let proxy = start_proxy(&pg, &[]).await;
+    // psycopg 3 binds parameters in text format by default.
+    let script = "import sys, psycopg\n\
+        with psycopg.connect(sys.argv[1]) as c:\n\
+        \x20   c.execute('select * from contacts where tenant_id = %s and email = %s', [31, 'x']).fetchall()\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &proxy.conninfo(&pg)])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(Duration::from_secs(10), "text-format tenant", || {
+        tenants_seen(&proxy) == ["31"]
+    })
+    .await;
+}
