@@ -748,6 +748,18 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid_and_states_the_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proxy.toml");
+        let from_file = Config::from_sources(Sources {
+            file: Some(path),
+            ..Sources::default()
+        })
+        .unwrap();
+        let defaults = sources(None, &[], &[]).unwrap();
+        assert_eq!(format!("{from_file:?}"), format!("{defaults:?}"));
+    }
+
+    #[test]
     fn later_sources_win() {
         let file = "listen = \"127.0.0.1:7000\"\nmax_client_connections = 10\n";
         let c = sources(
