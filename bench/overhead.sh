@@ -7,7 +7,9 @@
 # Environment (all optional):
 #   INDEXPILOT_BIN  proxy binary to use; default: cargo build --release
 #   PG_BIN          PostgreSQL bin dir; default: pg_config --bindir
-#   TARGETS         default "direct pgbouncer indexpilot"
+#   TARGETS         default "direct pgbouncer indexpilot"; also "inspect-only":
+#                   IndexPilot with statement analysis off (the hook only times
+#                   and counts round trips), to measure what analysis costs
 #   MODES           pgbench -M values; default "simple prepared"
 #   CLIENTS         pgbench -c values; default "1 16 64"
 #   DURATION        seconds per pgbench run; default 5
@@ -90,10 +92,11 @@ stop_pid() {
     wait "$pid" 2>/dev/null
 }
 
-PGBOUNCER_PID='' INDEXPILOT_PID='' PG_STARTED='' WORK=''
+PGBOUNCER_PID='' INDEXPILOT_PID='' INSPECT_PID='' PG_STARTED='' WORK=''
 cleanup() {
     set +e
     [[ -n $INDEXPILOT_PID ]] && stop_pid "$INDEXPILOT_PID"
+    [[ -n $INSPECT_PID ]] && stop_pid "$INSPECT_PID"
     if [[ -n $PGBOUNCER_PID ]]; then
         [[ -s $WORK/pgbouncer.pid ]] && stop_pid "$(cat "$WORK/pgbouncer.pid")"
         stop_pid "$PGBOUNCER_PID"
@@ -156,6 +159,16 @@ start_indexpilot() {
     log "IndexPilot on port $INDEXPILOT_PORT"
 }
 
+start_inspect_only() {
+    INSPECT_PORT=$(free_port)
+    setsid "$BIN" serve --listen "127.0.0.1:$INSPECT_PORT" --upstream "postgres://127.0.0.1:$PGPORT" \
+        --set analysis.enabled=false --set metrics_listen=off \
+        $INDEXPILOT_ARGS >"$WORK/inspect-only.log" 2>&1 </dev/null &
+    INSPECT_PID=$!
+    wait_ready "$INSPECT_PORT" inspect-only "$INSPECT_PID"
+    log "IndexPilot (inspection only) on port $INSPECT_PORT"
+}
+
 # After a failed run: says whether the target's process is still up, and
 # shows the end of its log (the temp dir is removed on exit).
 report_target() {
@@ -163,6 +176,7 @@ report_target() {
     case $1 in
         pgbouncer) pid=$PGBOUNCER_PID ;;
         indexpilot) pid=$INDEXPILOT_PID ;;
+        inspect-only) pid=$INSPECT_PID ;;
         *) return 0 ;;
     esac
     if kill -0 "$pid" 2>/dev/null; then
@@ -181,6 +195,7 @@ port_of() {
         direct) echo "$PGPORT" ;;
         pgbouncer) echo "$BOUNCER_PORT" ;;
         indexpilot) echo "$INDEXPILOT_PORT" ;;
+        inspect-only) echo "$INSPECT_PORT" ;;
         *) die "unknown target $1" ;;
     esac
 }
@@ -223,7 +238,7 @@ main() {
     [[ $(id -u) -eq 0 ]] || die "run as root (PostgreSQL and PgBouncer are started as the postgres user)"
     command -v python3 >/dev/null || die "python3 is required"
     PG_BIN=$(find_pg_bin)
-    has_target indexpilot && build_proxy
+    { has_target indexpilot || has_target inspect-only; } && build_proxy
     WORK=$(mktemp -d /tmp/indexpilot-bench.XXXXXX)
     chown postgres "$WORK"
     RAW=$WORK/raw.csv
@@ -232,6 +247,7 @@ main() {
     start_postgres
     has_target pgbouncer && start_pgbouncer
     has_target indexpilot && start_indexpilot
+    has_target inspect-only && start_inspect_only
     run_rounds
 
     [[ -n ${OUT:-} ]] && cp "$RAW" "$OUT"

@@ -35,10 +35,10 @@ const MIX: &[(&str, &str)] = &[
     ("update_contact", "UPDATE contacts SET phone = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2"),
     ("delete_old", "DELETE FROM interactions WHERE tenant_id = 4 AND occurred_at < '2020-01-01'"),
     ("set_tenant", "SET app.tenant_id = '42'"),
-    ("report_1_5kb", REPORT),
+    ("report_1_2kb", REPORT),
 ];
 
-/// A ~1.5 KB reporting query: CTEs, joins, OR groups, JSON fields, IN lists.
+/// A 1.2 KB reporting query: CTEs, joins, OR groups, JSON fields, IN lists.
 const REPORT: &str = "WITH active AS (SELECT c.id, c.org_id, c.name, c.email, c.custom FROM contacts c \
     WHERE c.tenant_id = $1 AND c.deleted_at IS NULL AND (c.custom->>'status' = 'active' OR c.custom->>'status' = 'trial') \
     AND c.created_at BETWEEN $2 AND $3), touches AS (SELECT i.contact_id, count(*) FILTER (WHERE i.kind = 'call') AS calls, \

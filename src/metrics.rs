@@ -241,9 +241,23 @@ pub fn describe() {
     );
 }
 
-/// Export every labelled counter at zero from the start, so `rate()` and
-/// alerts see a series before its first event.
+/// Export every counter (each label set too) at zero from the start, so
+/// `rate()` and alerts see a series before its first event.
 fn register_label_sets() {
+    for name in [
+        CLIENT_BYTES_TOTAL,
+        SERVER_BYTES_TOTAL,
+        PARSE_FAILURES_TOTAL,
+        PARSE_CACHE_HITS_TOTAL,
+        PARSE_CACHE_MISSES_TOTAL,
+        ANALYSIS_EVENTS_TOTAL,
+        ANALYSIS_DROPPED_TOTAL,
+        STATS_FLUSH_BATCHES_TOTAL,
+        STATS_FLUSH_FAILURES_TOTAL,
+        STATS_ROWS_DROPPED_TOTAL,
+    ] {
+        counter!(name).increment(0);
+    }
     for kind in StatementKind::ALL {
         counter!(STATEMENTS_TOTAL, LABEL_KIND => kind.as_str()).increment(0);
     }

@@ -247,14 +247,40 @@ fn op_end(s: &[u8], start: usize) -> usize {
     j
 }
 
+const IDENT_START: u8 = 1;
+const IDENT_CONT: u8 = 2;
+const OP: u8 = 4;
+
+/// Byte classes, by table: the scanner asks for every byte.
+const CLASSES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 {
+            table[c] = IDENT_START | IDENT_CONT;
+        } else if b.is_ascii_digit() || b == b'$' {
+            table[c] = IDENT_CONT;
+        }
+        c += 1;
+    }
+    let ops = b"+-*/<>=~!@#%^&|`?";
+    let mut i = 0;
+    while i < ops.len() {
+        table[ops[i] as usize] = OP;
+        i += 1;
+    }
+    table
+};
+
 pub(crate) fn is_ident_start(c: u8) -> bool {
-    c.is_ascii_alphabetic() || c == b'_' || c >= 0x80
+    CLASSES[usize::from(c)] & IDENT_START != 0
 }
 
 fn is_ident_cont(c: u8) -> bool {
-    is_ident_start(c) || c.is_ascii_digit() || c == b'$'
+    CLASSES[usize::from(c)] & IDENT_CONT != 0
 }
 
 fn is_op_char(c: u8) -> bool {
-    b"+-*/<>=~!@#%^&|`?".contains(&c)
+    CLASSES[usize::from(c)] & OP != 0
 }

@@ -8,6 +8,7 @@
 //! - [`normalize`]: fingerprint, normalized text, literal spans
 //! - [`analyze`]: sqlparser walk over statements and relations
 //! - `scope`: name resolution (aliases, subqueries, CTEs, catalog)
+//! - `relations`: FROM items, joins, output columns of subqueries/CTEs
 //! - `predicate`: conditions → column uses, AND-groups, ORDER/GROUP BY
 //! - `expr`: expression helpers (children, column refs, expression text)
 //! - `tenant`: the tenant predicate and `SET` values
@@ -20,6 +21,7 @@ mod lex;
 pub mod normalize;
 pub mod params;
 mod predicate;
+mod relations;
 mod scope;
 mod shape;
 mod tenant;

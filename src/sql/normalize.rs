@@ -1,7 +1,7 @@
 //! Statement fingerprints: the hot-path scanner that turns SQL text into a
 //! canonical token stream (constants and `$n` as `?`, case folded, spacing
 //! canonical, constant-only `IN (..)`/`ARRAY[..]` lists collapsed to one item)
-//! and hashes it. No parser, no allocation beyond the literal list.
+//! and hashes it. No parser; one buffer for the text, one for the literals.
 //!
 //! `SET`/`RESET` keep their constants, like pg_stat_statements does for
 //! utility statements: the shape cached per fingerprint then carries the
@@ -22,23 +22,24 @@ pub struct Normalized {
     pub params: u16,
 }
 
-/// Fingerprint `sql` (which may be any bytes, not only UTF-8).
+/// Fingerprint `sql` (which may be any bytes, not only UTF-8): the hash
+/// of its [`normalized_text`].
 pub fn normalize(sql: &[u8]) -> Normalized {
     let mut out = Normalized {
         fingerprint: 0,
         literals: Vec::new(),
         params: 0,
     };
-    let mut hasher = Hasher::default();
-    scan(sql, &mut hasher, &mut out);
-    out.fingerprint = hasher.finish();
+    let mut text = Vec::with_capacity(sql.len() + sql.len() / 4 + 16);
+    scan(sql, &mut text, &mut out);
+    out.fingerprint = hash(&text);
     out
 }
 
-/// The text whose hash is [`Normalized::fingerprint`], e.g.
-/// `select * from t where a = ? and b in (?)`. Invalid UTF-8 is replaced.
+/// The canonical text, e.g. `select * from t where a = ? and b in (?)`.
+/// Invalid UTF-8 is replaced.
 pub fn normalized_text(sql: &[u8]) -> String {
-    let mut text = Vec::with_capacity(sql.len());
+    let mut text = Vec::with_capacity(sql.len() + sql.len() / 4 + 16);
     let mut discard = Normalized {
         fingerprint: 0,
         literals: Vec::new(),
@@ -49,6 +50,26 @@ pub fn normalized_text(sql: &[u8]) -> String {
         Ok(text) => text,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     }
+}
+
+/// A 64-bit hash, eight bytes at a time (multiply-xorshift, then the
+/// splitmix64 finalizer over the state and the length).
+fn hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut state: u64 = 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in chunks.by_ref() {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        state = (state ^ word).wrapping_mul(K);
+        state ^= state >> 29;
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    state = (state ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    let mut z = state ^ (bytes.len() as u64).rotate_left(32);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// The value of the constant at `span` (one of [`Normalized::literals`]):
@@ -93,72 +114,6 @@ fn unescape(body: &str) -> Option<String> {
         }
     }
     Some(out)
-}
-
-/// Where the canonical text goes: into a hash or a buffer.
-trait Sink {
-    fn put(&mut self, bytes: &[u8]);
-    fn put_lower(&mut self, bytes: &[u8]);
-}
-
-impl Sink for Vec<u8> {
-    fn put(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-    fn put_lower(&mut self, bytes: &[u8]) {
-        self.extend(bytes.iter().map(u8::to_ascii_lowercase));
-    }
-}
-
-/// A 64-bit hash fed byte by byte, mixed eight bytes at a time.
-#[derive(Default)]
-struct Hasher {
-    state: u64,
-    word: u64,
-    filled: u32,
-    len: u64,
-}
-
-impl Hasher {
-    #[inline]
-    fn byte(&mut self, b: u8) {
-        self.word |= u64::from(b) << (self.filled * 8);
-        self.filled += 1;
-        if self.filled == 8 {
-            self.mix();
-        }
-    }
-
-    #[inline]
-    fn mix(&mut self) {
-        self.state = (self.state ^ self.word).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        self.state ^= self.state >> 29;
-        self.len += u64::from(self.filled);
-        self.word = 0;
-        self.filled = 0;
-    }
-
-    fn finish(mut self) -> u64 {
-        self.mix();
-        // splitmix64's finalizer, over the state and the length.
-        let mut z = self.state ^ self.len.rotate_left(32);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
-impl Sink for Hasher {
-    fn put(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.byte(b);
-        }
-    }
-    fn put_lower(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.byte(b.to_ascii_lowercase());
-        }
-    }
 }
 
 /// Words after which `(` opens a list or subquery rather than a call's
@@ -225,7 +180,7 @@ fn spaced(sql: &[u8], prev: Option<(Tok, &Range<usize>)>, next: Tok) -> bool {
 }
 
 /// The scan shared by [`normalize`] and [`normalized_text`].
-fn scan(sql: &[u8], sink: &mut impl Sink, out: &mut Normalized) {
+fn scan(sql: &[u8], text: &mut Vec<u8>, out: &mut Normalized) {
     let mut lexer = Lexer::new(sql);
     let mut prev: Option<(Tok, Range<usize>)> = None;
     let mut statement_start = true;
@@ -248,7 +203,7 @@ fn scan(sql: &[u8], sink: &mut impl Sink, out: &mut Normalized) {
             continue;
         }
         if pending_semi {
-            sink.put(b";");
+            text.push(b';');
             prev = Some((Tok::Semi, span.start..span.start));
             pending_semi = false;
         }
@@ -258,20 +213,24 @@ fn scan(sql: &[u8], sink: &mut impl Sink, out: &mut Normalized) {
                 tok == Tok::Word && (is_word(sql, &span, b"set") || is_word(sql, &span, b"reset"));
         }
         if spaced(sql, prev.as_ref().map(|(t, s)| (*t, s)), tok) {
-            sink.put(b" ");
+            text.push(b' ');
         }
         match tok {
-            Tok::Word => sink.put_lower(&sql[span.clone()]),
-            Tok::Const | Tok::Param(_) if verbatim => sink.put(&sql[span.clone()]),
+            Tok::Word => {
+                let from = text.len();
+                text.extend_from_slice(&sql[span.clone()]);
+                text[from..].make_ascii_lowercase();
+            }
+            Tok::Const | Tok::Param(_) if verbatim => text.extend_from_slice(&sql[span.clone()]),
             Tok::Const => {
-                sink.put(b"?");
+                text.push(b'?');
                 out.literals.push(span.clone());
             }
             Tok::Param(n) => {
-                sink.put(b"?");
+                text.push(b'?');
                 out.params = out.params.max(n);
             }
-            _ => sink.put(&sql[span.clone()]),
+            _ => text.extend_from_slice(&sql[span.clone()]),
         }
         if !verbatim {
             skip = skip.or_else(|| collapsible(sql, prev.as_ref(), tok, &span));

@@ -15,7 +15,7 @@ use super::{Observation, Stats, NO_TENANT};
 use crate::config::{AnalysisConfig, TenantSource};
 use crate::metrics as m;
 use crate::proxy::observe::{EventReceiver, Executed, ObserveStats, StatementEvent};
-use crate::sql::{self, Catalog, Shape, StatementKind, TenantValue};
+use crate::sql::{self, Catalog, Shape, TenantValue};
 
 /// A cached analysis: the shapes, or the fact that parsing failed.
 type Cached = Arc<Result<Vec<Shape>, ()>>;
@@ -127,7 +127,7 @@ impl Ingest {
         let uses: Vec<(String, &str, &'static str, u16)> = shapes
             .iter()
             .flat_map(|shape| {
-                let kind = kind_label(shape.kind);
+                let kind = shape.kind.as_str();
                 metrics::counter!(m::STATEMENTS_TOTAL, "kind" => kind).increment(1);
                 metrics::histogram!(m::STATEMENT_DURATION_SECONDS, "kind" => kind)
                     .record(latency.as_secs_f64());
@@ -136,10 +136,10 @@ impl Ingest {
                 let group = shape.group_by.iter().map(|f| (f, "group_by", u16::MAX - 1));
                 filters.chain(order).chain(group)
             })
-            .filter(|(f, _, _)| f.table.is_some())
-            .map(|(f, class, group)| {
+            .filter_map(|(f, class, group)| Some((f.table.as_ref()?, f, class, group)))
+            .map(|(table, f, class, group)| {
                 (
-                    table_label(f),
+                    table.to_string(),
                     f.expression.as_deref().unwrap_or(&f.column),
                     class,
                     group,
@@ -224,47 +224,12 @@ impl Ingest {
                 let value = shapes.iter().find_map(|s| s.tenant)?;
                 match value {
                     TenantValue::Literal(i) => {
-                        let span = norm.literals.get(i)?.clone();
-                        Some(literal_value(executed.sql.get(span)?))
+                        sql::literal_value(&executed.sql, norm.literals.get(i)?.clone())
                     }
                     TenantValue::Param(n) => sql::bind_param_text(executed.bind.as_deref()?, n),
                 }
             }
         }
-    }
-}
-
-/// A literal's value as text: quotes removed from string constants.
-fn literal_value(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    let t = text.trim();
-    match t.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
-        Some(inner) => inner.replace("''", "'"),
-        None => t.to_string(),
-    }
-}
-
-fn table_label(f: &sql::ColumnUse) -> String {
-    match &f.table {
-        Some(t) => match &t.schema {
-            Some(s) => format!("{s}.{}", t.name),
-            None => t.name.clone(),
-        },
-        None => String::new(),
-    }
-}
-
-fn kind_label(kind: StatementKind) -> &'static str {
-    match kind {
-        StatementKind::Select => "select",
-        StatementKind::Insert => "insert",
-        StatementKind::Update => "update",
-        StatementKind::Delete => "delete",
-        StatementKind::Copy => "copy",
-        StatementKind::Ddl => "ddl",
-        StatementKind::Set => "set",
-        StatementKind::Transaction => "transaction",
-        StatementKind::Other => "other",
     }
 }
 
@@ -316,12 +281,5 @@ mod tests {
         assert!(c.get(0).is_some(), "recently used survives");
         assert!(c.get(1).is_none(), "oldest is evicted");
         assert!(c.map.len() <= 10);
-    }
-
-    #[test]
-    fn literal_values() {
-        assert_eq!(literal_value(b"'42'"), "42");
-        assert_eq!(literal_value(b"'o''brien'"), "o'brien");
-        assert_eq!(literal_value(b"17"), "17");
     }
 }

@@ -364,10 +364,7 @@ impl Stats {
     pub fn push_pending(&self, rows: Vec<FlushRow>) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         pending.extend(rows);
-        while pending.len() > self.max_pending {
-            pending.pop_front();
-            self.rows_dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.drop_excess(&mut pending);
     }
 
     /// Put back rows a failed flush could not write, ahead of newer ones.
@@ -376,9 +373,17 @@ impl Stats {
         for row in rows.into_iter().rev() {
             pending.push_front(row);
         }
-        while pending.len() > self.max_pending {
-            pending.pop_front();
-            self.rows_dropped.fetch_add(1, Ordering::Relaxed);
+        self.drop_excess(&mut pending);
+    }
+
+    /// Drop the oldest rows beyond the bound, counting the loss.
+    fn drop_excess(&self, pending: &mut VecDeque<FlushRow>) {
+        let excess = pending.len().saturating_sub(self.max_pending);
+        if excess > 0 {
+            pending.drain(..excess);
+            self.rows_dropped
+                .fetch_add(excess as u64, Ordering::Relaxed);
+            metrics::counter!(crate::metrics::STATS_ROWS_DROPPED_TOTAL).increment(excess as u64);
         }
     }
 

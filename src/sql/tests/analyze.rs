@@ -205,6 +205,9 @@ fn cases() -> Vec<Case> {
           K::Select, &["contacts"], &["contacts.id:equality@0", "contacts.org_id:join@1", "?.id:join@1"]),
         c("WITH del AS (DELETE FROM interactions WHERE tenant_id = 3 RETURNING id) SELECT count(*) FROM del", K::Select, &["interactions"],
           &["interactions.tenant_id:equality@0"]).tenant(L(0)),
+        c("WITH o AS (SELECT id FROM organizations WHERE industry = $2) UPDATE contacts SET phone = NULL \
+           WHERE tenant_id = $1 AND org_id IN (SELECT id FROM o)", K::Update, &["organizations", "contacts"],
+          &["organizations.industry:equality@0", "contacts.tenant_id:equality@2", "contacts.org_id:join@2"]).tenant(P(1)),
         // ORDER BY / GROUP BY: names, aliases, positions, expressions.
         c("SELECT * FROM contacts WHERE tenant_id = $1 ORDER BY created_at DESC, lower(name) LIMIT 50 OFFSET 100", K::Select, &["contacts"],
           &["contacts.tenant_id:equality@0"]).tenant(P(1))
