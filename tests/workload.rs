@@ -217,3 +217,49 @@ async fn tenant_from_text_format_bind_parameter() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_stats_database_loses_counted_rows_not_queries() {
+    let pg = start_pg(PgOptions::default());
+    pg.psql("create table t (tenant_id int, a int, b int, c int);")
+        .unwrap();
+    let dead = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres",
+        free_port()
+    );
+    let proxy = start_proxy(
+        &pg,
+        &[
+            ("admin.dsn", dead.as_str()),
+            ("stats.window", "1s"),
+            ("stats.flush_interval", "100ms"),
+            ("stats.max_pending_rows", "4"),
+        ],
+    )
+    .await;
+    let client = connect(&proxy.conninfo(&pg)).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut i = 0;
+    // Several windows of several distinct statements: more rows than the bound.
+    while proxy
+        .workload
+        .rows_dropped
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no rows were dropped"
+        );
+        for col in ["a", "b", "c"] {
+            let sql = format!("select * from t where tenant_id = {i} and {col} = 1");
+            client
+                .simple_query(&sql)
+                .await
+                .expect("queries never fail because of stats");
+        }
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(proxy.workload.pending_len() <= 4);
+}
