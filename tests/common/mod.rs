@@ -62,25 +62,7 @@ impl Drop for TestProxy {
 
 /// Start the proxy in front of `pg` with extra `key=value` overrides.
 pub async fn start_proxy(pg: &TestPg, extra: &[(&str, &str)]) -> TestProxy {
-    let upstream = format!("postgres://{}:{}", pg.host(), pg.port());
-    let mut pairs = vec![("listen", "127.0.0.1:0"), ("upstream", upstream.as_str())];
-    pairs.extend_from_slice(extra);
-    let config = Arc::new(Config::from_overrides(&pairs).expect("valid test config"));
-    let proxy = Proxy::bind(config).await.expect("proxy binds");
-    let addr = proxy.local_addr();
-    let stats = proxy.observe_stats();
-    let clients = proxy.client_gauge();
-    let workload = proxy.workload();
-    let shutdown = Shutdown::new();
-    let task = tokio::spawn(proxy.run(shutdown.clone()));
-    TestProxy {
-        addr,
-        stats,
-        clients,
-        workload,
-        shutdown,
-        task,
-    }
+    start_proxy_to(&format!("postgres://{}:{}", pg.host(), pg.port()), extra).await
 }
 
 /// The proxy as a separate process (for memory and signal tests).
