@@ -15,6 +15,7 @@ pub mod background;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod indexer;
 pub mod metrics;
 pub mod pg;
 pub mod proxy;

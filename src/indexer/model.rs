@@ -1,0 +1,129 @@
+//! The facts the indexer decides from, as plain data: what the database
+//! catalog says about tables, columns and indexes. Filled by `catalog`
+//! (pg_* reads), consumed by the pure `candidates` and `cost` cores.
+
+/// One table, as `pg_class` / `pg_stat_user_tables` describe it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TableFacts {
+    pub schema: String,
+    pub name: String,
+    /// `pg_class.reltuples` (estimated rows; -1 when never analyzed → 0 here).
+    pub rows: f64,
+    /// `pg_class.relpages` (8 KiB pages).
+    pub pages: f64,
+    /// Rows inserted + updated + deleted per second since stats reset
+    /// (`pg_stat_user_tables`), an estimate of write rate.
+    pub writes_per_sec: f64,
+    pub columns: Vec<ColumnFacts>,
+    pub indexes: Vec<IndexFacts>,
+}
+
+/// One column, with `pg_stats` where the table has been analyzed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ColumnFacts {
+    pub name: String,
+    /// Type name as `format_type` prints it.
+    pub data_type: String,
+    /// Whether a btree operator class exists for the type.
+    pub btree: bool,
+    /// `pg_stats.n_distinct`: > 0 a count, < 0 a fraction of rows, 0 unknown.
+    pub n_distinct: f64,
+    pub null_frac: f64,
+    /// Most common values and their frequencies (as text).
+    pub most_common: Vec<(String, f64)>,
+}
+
+/// One existing index.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IndexFacts {
+    pub name: String,
+    /// Key columns in order; an expression key is its text, e.g. "lower(email)".
+    pub keys: Vec<String>,
+    pub unique: bool,
+    /// The partial-index predicate text, if any.
+    pub predicate: Option<String>,
+    /// `indisvalid`: false for a failed concurrent build.
+    pub valid: bool,
+    pub size_bytes: i64,
+    /// `pg_stat_user_indexes.idx_scan`.
+    pub scans: i64,
+    /// Name carries IndexPilot's prefix (only those may ever be dropped).
+    pub ours: bool,
+}
+
+impl TableFacts {
+    /// `schema.name`, as the statistics label tables.
+    pub fn label(&self) -> String {
+        if self.schema == "public" {
+            self.name.clone()
+        } else {
+            format!("{}.{}", self.schema, self.name)
+        }
+    }
+
+    pub fn column(&self, name: &str) -> Option<&ColumnFacts> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Whether an existing valid index already starts with `keys` (so a
+    /// new index on them would be redundant).
+    pub fn covered_by_prefix(&self, keys: &[String]) -> bool {
+        self.indexes
+            .iter()
+            .filter(|i| i.valid && i.predicate.is_none())
+            .any(|i| i.keys.len() >= keys.len() && i.keys[..keys.len()] == *keys)
+    }
+}
+
+impl ColumnFacts {
+    /// Estimated distinct values given the table's row count.
+    pub fn distinct(&self, rows: f64) -> f64 {
+        if self.n_distinct > 0.0 {
+            self.n_distinct
+        } else if self.n_distinct < 0.0 {
+            -self.n_distinct * rows
+        } else {
+            0.0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_coverage_ignores_partial_and_invalid_indexes() {
+        let idx = |keys: &[&str], valid: bool, predicate: Option<&str>| IndexFacts {
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            valid,
+            predicate: predicate.map(str::to_string),
+            ..IndexFacts::default()
+        };
+        let t = TableFacts {
+            indexes: vec![
+                idx(&["tenant_id", "email"], true, None),
+                idx(&["phone"], false, None),
+                idx(&["industry"], true, Some("tenant_id = 3")),
+            ],
+            ..TableFacts::default()
+        };
+        let k = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(t.covered_by_prefix(&k(&["tenant_id"])));
+        assert!(t.covered_by_prefix(&k(&["tenant_id", "email"])));
+        assert!(!t.covered_by_prefix(&k(&["email"])));
+        assert!(!t.covered_by_prefix(&k(&["phone"])));
+        assert!(!t.covered_by_prefix(&k(&["industry"])));
+    }
+
+    #[test]
+    fn distinct_estimates() {
+        let c = |n| ColumnFacts {
+            n_distinct: n,
+            ..ColumnFacts::default()
+        };
+        assert_eq!(c(50.0).distinct(1000.0), 50.0);
+        assert_eq!(c(-0.5).distinct(1000.0), 500.0);
+        assert_eq!(c(0.0).distinct(1000.0), 0.0);
+    }
+}
