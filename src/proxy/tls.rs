@@ -77,15 +77,14 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
 
 /// The connector towards the upstream, or `None` when `mode = disable`.
 pub fn connector(settings: &UpstreamTls) -> Result<Option<TlsConnector>, TlsError> {
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?;
-    let config = match settings.mode {
+    let verifier = match settings.mode {
         UpstreamTlsMode::Disable => return Ok(None),
         // Like libpq's sslmode=require/prefer: encrypt, but do not verify.
-        UpstreamTlsMode::Prefer | UpstreamTlsMode::Require => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
-            .with_no_client_auth(),
+        UpstreamTlsMode::Prefer | UpstreamTlsMode::Require => Verifier {
+            webpki: None,
+            trusted: Vec::new(),
+            provider: provider(),
+        },
         UpstreamTlsMode::VerifyFull => {
             let trusted = match &settings.ca_file {
                 Some(ca) => read_certs(ca)?,
@@ -101,25 +100,35 @@ pub fn connector(settings: &UpstreamTls) -> Result<Option<TlsConnector>, TlsErro
             )
             .build()
             .map_err(|e| rustls::Error::General(e.to_string()))?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Pinned { webpki, trusted }))
-                .with_no_client_auth()
+            Verifier {
+                webpki: Some(webpki),
+                trusted,
+                provider: provider(),
+            }
         }
     };
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
     Ok(Some(TlsConnector::from(Arc::new(config))))
 }
 
-/// `verify-full`: the usual chain and name checks, plus what libpq also
-/// accepts and webpki does not: a self-signed server certificate (often
-/// marked CA:TRUE) listed in `ca_file` itself, still checked for the name.
+/// Checks the upstream's certificate the way libpq's sslmode does. Without
+/// `webpki` (prefer/require) any certificate is accepted: encryption without
+/// authentication. With it (verify-full): the usual chain and name checks,
+/// plus what libpq also accepts and webpki does not, a self-signed server
+/// certificate (often marked CA:TRUE) listed in `ca_file` itself, still
+/// checked for the name. Handshake signatures are always verified.
 #[derive(Debug)]
-struct Pinned {
-    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+struct Verifier {
+    webpki: Option<Arc<rustls::client::WebPkiServerVerifier>>,
     trusted: Vec<CertificateDer<'static>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
-impl ServerCertVerifier for Pinned {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -128,14 +137,14 @@ impl ServerCertVerifier for Pinned {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let err =
-            match self
-                .webpki
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-            {
-                Ok(ok) => return Ok(ok),
-                Err(e) => e,
-            };
+        let Some(webpki) = &self.webpki else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        let err = match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Ok(ok) => return Ok(ok),
+            Err(e) => e,
+        };
         if !self
             .trusted
             .iter()
@@ -155,7 +164,8 @@ impl ServerCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
     }
 
     fn verify_tls13_signature(
@@ -164,60 +174,13 @@ impl ServerCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
-    }
-}
-
-/// Accepts any certificate, checking only that signatures are well formed,
-/// for `prefer`/`require` (encryption without authentication, as in libpq).
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
