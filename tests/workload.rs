@@ -263,3 +263,38 @@ async fn unreachable_stats_database_loses_counted_rows_not_queries() {
     }
     assert!(proxy.workload.pending_len() <= 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_utf8_client_encoding_passes_untouched() {
+    let pg = start_pg(PgOptions::default());
+    let proxy = start_proxy(&pg, &[]).await;
+    // In LATIN1, 'é' travels as the single byte 0xE9: not valid UTF-8.
+    let script = "import sys, psycopg\n\
+        with psycopg.connect(sys.argv[1]) as c:\n\
+        \x20   c.execute(\"set client_encoding to 'LATIN1'\")\n\
+        \x20   r = c.execute(\"select 'caf\u{e9}' as v, length('caf\u{e9}')\").fetchone()\n\
+        \x20   assert r == ('caf\u{e9}', 4), r\n\
+        \x20   print('ok')\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &proxy.conninfo(&pg)])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    wait_for(
+        Duration::from_secs(10),
+        "the statements were observed",
+        || {
+            proxy
+                .stats
+                .events_consumed
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 2
+        },
+    )
+    .await;
+}
