@@ -2,4 +2,8 @@
 //! ([`model`]), read from the catalog, turned into index candidates and
 //! costed, built carefully, verified and reverted, every step in lineage.
 
+pub mod candidates;
+pub mod catalog;
+pub mod cost;
+pub mod ddl;
 pub mod model;

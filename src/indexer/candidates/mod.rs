@@ -1,0 +1,590 @@
+//! Candidate generation (DESIGN decision 8): a pure function from what the
+//! proxy measured ([`Snapshot`]) and what the catalog says ([`TableFacts`])
+//! to proposed btree indexes, and to the patterns not proposed, with why.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::model::{ColumnFacts, TableFacts};
+use crate::stats::Snapshot;
+
+/// Above this share of a table's rows per looked-up value, an index is not
+/// worth having: the planner would scan the table anyway.
+const MAX_SELECTIVITY: f64 = 0.1;
+
+/// The knobs of candidate generation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// A pattern needs this many calls within the kept windows. Default 50.
+    pub min_calls: u64,
+    /// Tables with fewer rows (`reltuples`) get no index. Default 10 000.
+    pub min_table_rows: f64,
+    /// The column that scopes rows to a tenant. Default `tenant_id`.
+    pub tenant_column: String,
+    /// At most this many tenants get per-tenant partial indexes for one
+    /// field. Default 3.
+    pub max_partial_tenants: usize,
+    /// A field used by at most this share of a table's active tenants gets
+    /// per-tenant partial indexes instead of a tenant composite. Default 0.2.
+    pub partial_share: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            min_calls: 50,
+            min_table_rows: 10_000.0,
+            tenant_column: "tenant_id".to_string(),
+            max_partial_tenants: 3,
+            partial_share: 0.2,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum CandidateKind {
+    Single,
+    TenantComposite,
+    TenantPartial,
+    Expression,
+}
+
+/// The numbers behind a proposal.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Evidence {
+    pub calls: u64,
+    pub recent: f64,
+    pub tenants_using: usize,
+    pub tenants_active: usize,
+    pub rows_per_call: f64,
+    pub table_rows: f64,
+    /// Estimated fraction of the table one lookup returns.
+    pub selectivity: f64,
+    pub reason: String,
+}
+
+/// A proposed index.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Candidate {
+    /// Table label (`table` or `schema.table`).
+    pub table: String,
+    /// Columns or expression texts, in index order.
+    pub keys: Vec<String>,
+    /// Some: a partial index `WHERE <tenant_column> = tenant`.
+    pub tenant: Option<String>,
+    pub kind: CandidateKind,
+    pub evidence: Evidence,
+}
+
+/// A pattern that was seen but not proposed, and why (with its numbers).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Rejected {
+    pub table: String,
+    pub keys: Vec<String>,
+    pub reason: String,
+}
+
+/// How a filtered column or expression can lead or end an index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Role {
+    Equality,
+    Range,
+    Expression,
+    /// Filtered, but no plain btree serves it (`<>`, `IS NOT NULL`, ...).
+    Unindexable,
+}
+
+/// Traffic on one column, or one AND-group of columns, summed over tenants.
+#[derive(Clone, Debug, Default)]
+struct Usage {
+    calls: u64,
+    rows: u64,
+    recent: f64,
+    per_tenant: BTreeMap<String, u64>,
+}
+
+impl Usage {
+    fn add(&mut self, tenant: Option<&str>, calls: u64, rows: u64, recent: f64) {
+        self.calls += calls;
+        self.rows += rows;
+        self.recent += recent;
+        if let Some(t) = tenant {
+            *self.per_tenant.entry(t.to_string()).or_default() += calls;
+        }
+    }
+
+    fn rows_per_call(&self) -> f64 {
+        self.rows as f64 / self.calls.max(1) as f64
+    }
+}
+
+/// One column's traffic and its best role.
+#[derive(Clone, Debug)]
+struct ColumnUsage {
+    role: Role,
+    usage: Usage,
+}
+
+fn role_of(class: &str, column: &str) -> Role {
+    match class {
+        "equality" | "in_list" | "is_null" | "join" => Role::Equality,
+        "range" | "between" | "like_prefix" | "order_by" | "group_by" => Role::Range,
+        "expression" if !is_identifier(column) => Role::Expression,
+        _ => Role::Unindexable,
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '"')
+}
+
+/// What one table saw: its columns, AND-groups and active tenants.
+#[derive(Debug, Default)]
+struct TableUsage {
+    columns: BTreeMap<String, ColumnUsage>,
+    groups: BTreeMap<Vec<String>, Usage>,
+    tenants: BTreeSet<String>,
+}
+
+fn aggregate(snapshot: &Snapshot) -> BTreeMap<String, TableUsage> {
+    let mut tables: BTreeMap<String, TableUsage> = BTreeMap::new();
+    for c in &snapshot.columns {
+        let t = tables.entry(c.table.to_string()).or_default();
+        let tenant = c.tenant.as_deref();
+        if let Some(name) = tenant {
+            t.tenants.insert(name.to_string());
+        }
+        let role = role_of(c.class, &c.column);
+        let entry = t
+            .columns
+            .entry(c.column.to_string())
+            .or_insert_with(|| ColumnUsage {
+                role,
+                usage: Usage::default(),
+            });
+        // The most index-friendly role a column was used with wins.
+        entry.role = entry.role.min(role);
+        entry.usage.add(tenant, c.calls, c.rows, c.recent);
+    }
+    for g in &snapshot.groups {
+        let t = tables.entry(g.table.to_string()).or_default();
+        let mut cols: Vec<String> = g.columns.iter().map(|c| c.to_string()).collect();
+        cols.sort();
+        t.groups
+            .entry(cols)
+            .or_default()
+            .add(g.tenant.as_deref(), g.calls, 0, g.recent);
+    }
+    tables
+}
+
+/// Estimated fraction of rows one equality lookup on `col` returns.
+fn equality_selectivity(col: &ColumnFacts, rows: f64) -> Option<f64> {
+    let distinct = col.distinct(rows);
+    let mcv_total: f64 = col.most_common.iter().map(|(_, f)| f).sum();
+    if distinct > 0.0 {
+        Some((1.0 - col.null_frac) / distinct)
+    } else if !col.most_common.is_empty() {
+        Some(mcv_total / col.most_common.len() as f64)
+    } else {
+        None
+    }
+}
+
+/// One key set being considered on one table.
+struct Pattern<'a> {
+    table: &'a TableFacts,
+    label: &'a str,
+    keys: Vec<String>,
+    usage: Usage,
+    tenants_active: usize,
+    /// The last key is a range (its n_distinct says nothing of a lookup).
+    range: bool,
+    /// Observed rows per call when a single column's rows are known.
+    observed_rows: Option<f64>,
+}
+
+/// The accumulating result of [`generate`].
+#[derive(Default)]
+struct Outcome {
+    candidates: Vec<Candidate>,
+    rejected: Vec<Rejected>,
+}
+
+impl Outcome {
+    fn reject(&mut self, table: &str, keys: &[String], reason: String) {
+        self.rejected.push(Rejected {
+            table: table.to_string(),
+            keys: keys.to_vec(),
+            reason,
+        });
+    }
+}
+
+/// Propose indexes for the hot, selective, uncovered patterns of `snapshot`
+/// on the tables of `tables`; everything else seen is rejected with its
+/// reason. Deterministic: output is sorted by decayed call count.
+pub fn generate(
+    snapshot: &Snapshot,
+    tables: &[TableFacts],
+    settings: &Settings,
+) -> (Vec<Candidate>, Vec<Rejected>) {
+    let mut out = Outcome::default();
+    for (label, usage) in aggregate(snapshot) {
+        let Some(table) = tables.iter().find(|t| t.label() == label) else {
+            for col in usage.columns.keys() {
+                out.reject(
+                    &label,
+                    std::slice::from_ref(col),
+                    "no catalog facts for table".into(),
+                );
+            }
+            continue;
+        };
+        for pattern in patterns(table, &label, &usage, settings, &mut out) {
+            propose(pattern, settings, &mut out);
+        }
+    }
+    dedup(&mut out);
+    out.candidates.sort_by(|a, b| {
+        b.evidence
+            .recent
+            .total_cmp(&a.evidence.recent)
+            .then_with(|| (&a.table, &a.keys, &a.tenant).cmp(&(&b.table, &b.keys, &b.tenant)))
+    });
+    (out.candidates, out.rejected)
+}
+
+/// The key sets worth considering on one table: hot AND-groups as
+/// composites, then hot single columns and expressions counting only the
+/// calls where they were not part of such a composite.
+fn patterns<'a>(
+    table: &'a TableFacts,
+    label: &'a str,
+    usage: &TableUsage,
+    settings: &Settings,
+    out: &mut Outcome,
+) -> Vec<Pattern<'a>> {
+    let pattern = |keys: Vec<String>, u: &Usage, range: bool, observed: Option<f64>| Pattern {
+        table,
+        label,
+        keys,
+        usage: u.clone(),
+        tenants_active: usage.tenants.len(),
+        range,
+        observed_rows: observed,
+    };
+    let mut found = Vec::new();
+    let mut in_composites: BTreeMap<String, u64> = BTreeMap::new();
+    for (keys, range, gu) in composites(table, usage, settings) {
+        for k in &keys {
+            *in_composites.entry(k.clone()).or_default() += gu.calls;
+        }
+        found.push(pattern(keys, &gu, range, None));
+    }
+    let tenant_col = &settings.tenant_column;
+    for (col, cu) in &usage.columns {
+        let keys = vec![col.clone()];
+        let alone = cu
+            .usage
+            .calls
+            .saturating_sub(in_composites.get(col).copied().unwrap_or(0));
+        if cu.usage.calls < settings.min_calls {
+            let reason = format!(
+                "cold: {} calls < min_calls {}",
+                cu.usage.calls, settings.min_calls
+            );
+            out.reject(label, &keys, reason);
+        } else if alone < settings.min_calls {
+            let reason = format!(
+                "{} calls, only {alone} outside composite candidates (< min_calls {})",
+                cu.usage.calls, settings.min_calls
+            );
+            out.reject(label, &keys, reason);
+        } else if cu.role == Role::Unindexable
+            || (cu.role == Role::Expression && table.column(col).is_some())
+        {
+            let reason = format!(
+                "{} calls, but only with operators no btree serves (<>, NOT, IS NOT NULL, %x)",
+                cu.usage.calls
+            );
+            out.reject(label, &keys, reason);
+        } else if col == tenant_col && has_other_hot(usage, tenant_col, settings) {
+            // Leads the tenant composites of the other columns instead.
+        } else {
+            let observed = Some(cu.usage.rows_per_call());
+            found.push(pattern(keys, &cu.usage, cu.role == Role::Range, observed));
+        }
+    }
+    found
+}
+
+/// Hot AND-groups as key lists: equality columns (not the tenant column),
+/// most selective first, then the most used range column. Only groups that
+/// give two or more keys; the bool says whether the last key is a range.
+fn composites(
+    table: &TableFacts,
+    usage: &TableUsage,
+    settings: &Settings,
+) -> Vec<(Vec<String>, bool, Usage)> {
+    let role = |c: &String| usage.columns.get(c).map(|cu| cu.role);
+    let sel = |c: &String| {
+        table
+            .column(c)
+            .and_then(|f| equality_selectivity(f, table.rows))
+            .unwrap_or(1.0)
+    };
+    let mut found = Vec::new();
+    for (cols, gu) in &usage.groups {
+        if gu.calls < settings.min_calls {
+            continue;
+        }
+        let mut eq: Vec<&String> = cols
+            .iter()
+            .filter(|c| **c != settings.tenant_column && role(c) == Some(Role::Equality))
+            .collect();
+        eq.sort_by(|a, b| sel(a).total_cmp(&sel(b)).then(a.cmp(b)));
+        let range = cols
+            .iter()
+            .filter(|c| role(c) == Some(Role::Range))
+            .max_by_key(|c| usage.columns[*c].usage.calls);
+        let mut keys: Vec<String> = eq.into_iter().cloned().collect();
+        keys.extend(range.cloned());
+        if keys.len() >= 2 {
+            // Groups count no rows: the most selective key's rows per call
+            // bound what the whole group returns.
+            let mut gu = gu.clone();
+            let per_call = keys
+                .iter()
+                .filter_map(|k| usage.columns.get(k))
+                .map(|cu| cu.usage.rows_per_call())
+                .fold(f64::INFINITY, f64::min);
+            gu.rows = (per_call * gu.calls as f64) as u64;
+            found.push((keys, range.is_some(), gu));
+        }
+    }
+    found
+}
+
+fn has_other_hot(usage: &TableUsage, tenant_col: &str, settings: &Settings) -> bool {
+    usage
+        .columns
+        .iter()
+        .any(|(c, cu)| c != tenant_col && cu.usage.calls >= settings.min_calls)
+}
+
+/// Check one pattern against the table's facts and turn it into candidates
+/// (a tenant composite, per-tenant partials, or a plain index).
+fn propose(p: Pattern<'_>, settings: &Settings, out: &mut Outcome) {
+    let selectivity = match admit(&p, settings) {
+        Ok(s) => s,
+        Err(reason) => return out.reject(p.label, &p.keys, reason),
+    };
+    let using = p.usage.per_tenant.len();
+    let tenant_col = &settings.tenant_column;
+    let scoped = using > 0 && p.table.column(tenant_col).is_some() && !p.keys.contains(tenant_col);
+    if !scoped {
+        if p.table.covered_by_prefix(&p.keys) {
+            return out.reject(p.label, &p.keys, COVERED.into());
+        }
+        let reason = format!(
+            "{} calls, {:.3}% per lookup",
+            p.usage.calls,
+            selectivity * 100.0
+        );
+        let ev = p.evidence(&p.usage, selectivity, reason);
+        return out
+            .candidates
+            .push(p.candidate(p.keys.clone(), None, CandidateKind::Single, ev));
+    }
+    let few = using as f64 <= settings.partial_share * p.tenants_active as f64
+        && using <= settings.max_partial_tenants;
+    let large = p
+        .usage
+        .per_tenant
+        .values()
+        .any(|&c| c >= settings.min_calls);
+    if few && large {
+        return partials(&p, selectivity, settings, out);
+    }
+    let keys: Vec<String> = std::iter::once(tenant_col.clone())
+        .chain(p.keys.iter().cloned())
+        .collect();
+    if p.table.covered_by_prefix(&keys) || p.table.covered_by_prefix(&p.keys) {
+        return out.reject(p.label, &keys, COVERED.into());
+    }
+    let reason = format!(
+        "{} calls from {using} of {} tenants{}, {:.3}% per lookup",
+        p.usage.calls,
+        p.tenants_active,
+        if few {
+            " (none large enough for a partial index)"
+        } else {
+            ""
+        },
+        selectivity * 100.0
+    );
+    let ev = p.evidence(&p.usage, selectivity, reason);
+    out.candidates
+        .push(p.candidate(keys, None, CandidateKind::TenantComposite, ev));
+}
+
+const COVERED: &str = "covered by an existing index prefix";
+
+/// The table is large enough and the keys indexable and selective: the
+/// estimated selectivity, or why not.
+fn admit(p: &Pattern<'_>, settings: &Settings) -> Result<f64, String> {
+    let rows = p.table.rows;
+    if rows < settings.min_table_rows {
+        return Err(format!(
+            "table too small: {rows:.0} rows < min_table_rows {:.0}",
+            settings.min_table_rows
+        ));
+    }
+    let selectivity = selectivity(p)?;
+    if selectivity > MAX_SELECTIVITY {
+        return Err(format!(
+            "unselective: ~{:.0} rows per lookup = {:.1}% of {rows:.0} > {:.0}%",
+            selectivity * rows,
+            selectivity * 100.0,
+            MAX_SELECTIVITY * 100.0
+        ));
+    }
+    Ok(selectivity)
+}
+
+impl Pattern<'_> {
+    fn evidence(&self, usage: &Usage, selectivity: f64, reason: String) -> Evidence {
+        Evidence {
+            calls: usage.calls,
+            recent: usage.recent,
+            tenants_using: self.usage.per_tenant.len(),
+            tenants_active: self.tenants_active,
+            rows_per_call: usage.rows_per_call(),
+            table_rows: self.table.rows,
+            selectivity,
+            reason,
+        }
+    }
+
+    /// A candidate; any key that is not a column makes it an expression index.
+    fn candidate(
+        &self,
+        keys: Vec<String>,
+        tenant: Option<String>,
+        kind: CandidateKind,
+        evidence: Evidence,
+    ) -> Candidate {
+        let expression = keys.iter().any(|k| self.table.column(k).is_none());
+        Candidate {
+            table: self.label.to_string(),
+            keys,
+            tenant,
+            kind: if expression {
+                CandidateKind::Expression
+            } else {
+                kind
+            },
+            evidence,
+        }
+    }
+}
+
+/// Per-tenant partial indexes for the few tenants using a field, each only
+/// when that tenant's own traffic crosses `min_calls`.
+fn partials(p: &Pattern<'_>, selectivity: f64, settings: &Settings, out: &mut Outcome) {
+    if p.table.covered_by_prefix(&p.keys) {
+        return out.reject(p.label, &p.keys, COVERED.into());
+    }
+    for (tenant, &calls) in &p.usage.per_tenant {
+        if calls < settings.min_calls {
+            let reason = format!(
+                "tenant {tenant}: {calls} calls < min_calls {} for a partial index",
+                settings.min_calls
+            );
+            out.reject(p.label, &p.keys, reason);
+            continue;
+        }
+        let mut usage = p.usage.clone();
+        usage.recent *= calls as f64 / p.usage.calls.max(1) as f64;
+        usage.rows = (usage.rows_per_call() * calls as f64) as u64;
+        usage.calls = calls;
+        let reason = format!(
+            "used by {} of {} tenants; tenant {tenant}: {calls} calls",
+            p.usage.per_tenant.len(),
+            p.tenants_active
+        );
+        let ev = p.evidence(&usage, selectivity, reason);
+        let kind = CandidateKind::TenantPartial;
+        out.candidates
+            .push(p.candidate(p.keys.clone(), Some(tenant.clone()), kind, ev));
+    }
+}
+
+/// Estimated fraction of the table one lookup on all keys returns (keys
+/// assumed independent); errors name a key no btree index can hold.
+fn selectivity(p: &Pattern<'_>) -> Result<f64, String> {
+    let rows = p.table.rows.max(1.0);
+    let observed = p.observed_rows.map(|r| (r / rows).min(1.0));
+    let mut product = 1.0;
+    let mut known = false;
+    let eq_keys = p.keys.len() - usize::from(p.range);
+    for (i, key) in p.keys.iter().enumerate() {
+        let Some(col) = p.table.column(key) else {
+            if is_identifier(key) {
+                return Err(format!("column {key} not in catalog"));
+            }
+            continue; // an expression: no pg_stats until it is indexed
+        };
+        if !col.btree {
+            return Err(format!(
+                "type {} of {key} has no btree opclass",
+                col.data_type
+            ));
+        }
+        if i >= eq_keys {
+            continue;
+        }
+        if let Some(s) = equality_selectivity(col, rows) {
+            product *= s;
+            known = true;
+        }
+    }
+    Ok(match (known, observed) {
+        (true, _) => product,
+        (false, Some(o)) => o,
+        (false, None) => 0.0,
+    })
+}
+
+/// Drop duplicates and candidates whose keys are a prefix of another
+/// candidate's on the same table and tenant scope (the longer one serves
+/// both).
+fn dedup(out: &mut Outcome) {
+    let all = std::mem::take(&mut out.candidates);
+    let mut kept: Vec<Candidate> = Vec::new();
+    for (i, c) in all.iter().enumerate() {
+        let longer = all.iter().enumerate().find(|(j, o)| {
+            *j != i
+                && o.table == c.table
+                && o.tenant == c.tenant
+                && o.keys.len() >= c.keys.len()
+                && o.keys[..c.keys.len()] == c.keys[..]
+                && (o.keys.len() > c.keys.len() || *j < i)
+        });
+        match longer {
+            Some((_, o)) => {
+                let reason = format!("served by candidate ({})", o.keys.join(", "));
+                out.reject(&c.table, &c.keys, reason);
+            }
+            None => kept.push(c.clone()),
+        }
+    }
+    out.candidates = kept;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,278 @@
+//! Table-driven tests of candidate generation.
+use std::sync::Arc;
+
+use super::*;
+use crate::indexer::model::IndexFacts;
+use crate::stats::{ColumnStat, GroupStat};
+
+fn stat(tenant: Option<&str>, column: &str, class: &'static str, calls: u64) -> ColumnStat {
+    ColumnStat {
+        tenant: tenant.map(Arc::from),
+        table: Arc::from("orders"),
+        column: Arc::from(column),
+        class,
+        calls,
+        rows: calls,
+        recent: calls as f64,
+        total_calls: calls,
+    }
+}
+
+fn group(tenant: Option<&str>, columns: &[&str], calls: u64) -> GroupStat {
+    GroupStat {
+        tenant: tenant.map(Arc::from),
+        table: Arc::from("orders"),
+        columns: columns.iter().map(|c| Arc::from(*c)).collect(),
+        calls,
+        recent: calls as f64,
+    }
+}
+
+fn col(name: &str, n_distinct: f64, btree: bool) -> ColumnFacts {
+    ColumnFacts {
+        name: name.to_string(),
+        data_type: if btree { "text" } else { "jsonb" }.to_string(),
+        btree,
+        n_distinct,
+        ..ColumnFacts::default()
+    }
+}
+
+fn orders(rows: f64) -> TableFacts {
+    TableFacts {
+        schema: "public".into(),
+        name: "orders".into(),
+        rows,
+        pages: rows / 100.0,
+        columns: vec![
+            col("tenant_id", 50.0, true),
+            col("email", -1.0, true),
+            col("created_at", -0.9, true),
+            col("active", 2.0, true),
+            col("industry", 1000.0, true),
+            col("phone", -1.0, true),
+            col("data", -1.0, false),
+        ],
+        indexes: vec![IndexFacts {
+            name: "orders_phone".into(),
+            keys: vec!["phone".into()],
+            valid: true,
+            ..IndexFacts::default()
+        }],
+        ..TableFacts::default()
+    }
+}
+
+/// `n` tenants each filtering on the tenant column (making them active).
+fn active_tenants(n: usize) -> Vec<ColumnStat> {
+    (0..n)
+        .map(|i| stat(Some(&format!("t{i}")), "tenant_id", "equality", 10))
+        .collect()
+}
+
+enum Want {
+    Proposed(&'static [&'static str], Option<&'static str>, CandidateKind),
+    Rejected(&'static [&'static str], &'static str),
+}
+
+/// (name, column stats, group stats, table rows, expectations)
+type Case = (
+    &'static str,
+    Vec<ColumnStat>,
+    Vec<GroupStat>,
+    f64,
+    Vec<Want>,
+);
+
+fn keys(k: &[&str]) -> Vec<String> {
+    k.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn generate_table() {
+    use CandidateKind::*;
+    use Want::*;
+    let few: Vec<ColumnStat> = active_tenants(50)
+        .into_iter()
+        .chain(["t1", "t2"].map(|t| stat(Some(t), "industry", "equality", 100)))
+        .collect();
+    let many: Vec<ColumnStat> = active_tenants(50)
+        .into_iter()
+        .chain((0..45).map(|i| stat(Some(&format!("t{i}")), "industry", "equality", 10)))
+        .collect();
+    let cases: Vec<Case> = vec![
+        (
+            "hot equality on 1M rows",
+            vec![stat(None, "email", "equality", 500)],
+            vec![],
+            1e6,
+            vec![Proposed(&["email"], None, Single)],
+        ),
+        (
+            "hot equality, tenant-scoped",
+            vec![stat(Some("t1"), "email", "equality", 500)],
+            vec![],
+            1e6,
+            vec![Proposed(&["tenant_id", "email"], None, TenantComposite)],
+        ),
+        (
+            "cold column",
+            vec![stat(None, "email", "equality", 12)],
+            vec![],
+            1e6,
+            vec![Rejected(&["email"], "cold: 12 calls < min_calls 50")],
+        ),
+        (
+            "tiny table",
+            vec![stat(None, "email", "equality", 500)],
+            vec![],
+            500.0,
+            vec![Rejected(&["email"], "table too small")],
+        ),
+        (
+            "unselective boolean-like column",
+            vec![stat(None, "active", "equality", 500)],
+            vec![],
+            1e6,
+            vec![Rejected(&["active"], "unselective")],
+        ),
+        (
+            "covered by existing index prefix",
+            vec![stat(None, "phone", "equality", 500)],
+            vec![],
+            1e6,
+            vec![Rejected(&["phone"], "covered by an existing index")],
+        ),
+        (
+            "non-btree type",
+            vec![stat(None, "data", "equality", 500)],
+            vec![],
+            1e6,
+            vec![Rejected(&["data"], "no btree opclass")],
+        ),
+        (
+            "equality + range composite, equality first",
+            vec![
+                stat(None, "created_at", "range", 500),
+                stat(None, "email", "equality", 500),
+            ],
+            vec![group(None, &["created_at", "email"], 500)],
+            1e6,
+            vec![
+                Proposed(&["email", "created_at"], None, Single),
+                Rejected(&["email"], "only 0 outside composite candidates"),
+                Rejected(&["created_at"], "only 0 outside composite"),
+            ],
+        ),
+        (
+            "field used by 2 of 50 tenants",
+            few,
+            vec![],
+            1e6,
+            vec![
+                Proposed(&["industry"], Some("t1"), TenantPartial),
+                Proposed(&["industry"], Some("t2"), TenantPartial),
+            ],
+        ),
+        (
+            "field used by 45 of 50 tenants",
+            many,
+            vec![],
+            1e6,
+            vec![Proposed(&["tenant_id", "industry"], None, TenantComposite)],
+        ),
+        (
+            "few tenants, none large: tenant composite instead",
+            active_tenants(50)
+                .into_iter()
+                .chain(["t1", "t2"].map(|t| stat(Some(t), "industry", "equality", 30)))
+                .collect(),
+            vec![],
+            1e6,
+            vec![Proposed(&["tenant_id", "industry"], None, TenantComposite)],
+        ),
+        (
+            "two equality columns, most selective first, then range",
+            vec![
+                stat(None, "industry", "equality", 500),
+                stat(None, "email", "equality", 500),
+                stat(None, "created_at", "order_by", 500),
+            ],
+            vec![group(None, &["industry", "email", "created_at"], 500)],
+            1e6,
+            vec![Proposed(&["email", "industry", "created_at"], None, Single)],
+        ),
+        (
+            "hot tenant column alone",
+            active_tenants(50),
+            vec![],
+            1e6,
+            vec![Proposed(&["tenant_id"], None, Single)],
+        ),
+        (
+            "expression predicate",
+            vec![stat(None, "lower(email)", "expression", 500)],
+            vec![],
+            1e6,
+            vec![Proposed(&["lower(email)"], None, Expression)],
+        ),
+        (
+            "non-btree operator on a bare column",
+            vec![stat(None, "email", "expression", 500)],
+            vec![],
+            1e6,
+            vec![Rejected(&["email"], "no btree serves")],
+        ),
+    ];
+    for (name, columns, groups, rows, wants) in cases {
+        let snapshot = Snapshot {
+            columns,
+            groups,
+            statements: vec![],
+        };
+        let (cands, rejected) = generate(&snapshot, &[orders(rows)], &Settings::default());
+        let proposed = wants.iter().filter(|w| matches!(w, Proposed(..))).count();
+        assert_eq!(cands.len(), proposed, "{name}: {cands:#?}");
+        for want in &wants {
+            match want {
+                Proposed(k, tenant, kind) => assert!(
+                    cands.iter().any(|c| c.keys == keys(k)
+                        && c.tenant.as_deref() == *tenant
+                        && c.kind == *kind),
+                    "{name}: want {k:?} {tenant:?} {kind:?} in {cands:#?}"
+                ),
+                Rejected(k, reason) => assert!(
+                    rejected
+                        .iter()
+                        .any(|r| r.keys == keys(k) && r.reason.contains(reason)),
+                    "{name}: want rejection of {k:?} ({reason}) in {rejected:#?}"
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn evidence_carries_the_numbers() {
+    let snapshot = Snapshot {
+        columns: vec![stat(Some("t1"), "email", "equality", 500)],
+        ..Snapshot::default()
+    };
+    let (cands, _) = generate(&snapshot, &[orders(1e6)], &Settings::default());
+    let e = &cands[0].evidence;
+    assert_eq!((e.calls, e.tenants_using, e.tenants_active), (500, 1, 1));
+    assert_eq!((e.rows_per_call, e.table_rows), (1.0, 1e6));
+    assert!((e.selectivity - 1e-6).abs() < 1e-12, "{e:?}");
+    assert!(e.reason.contains("500 calls"), "{e:?}");
+}
+
+#[test]
+fn tables_without_facts_are_rejected() {
+    let snapshot = Snapshot {
+        columns: vec![stat(None, "email", "equality", 500)],
+        ..Snapshot::default()
+    };
+    let (cands, rejected) = generate(&snapshot, &[], &Settings::default());
+    assert!(cands.is_empty());
+    assert_eq!(rejected[0].reason, "no catalog facts for table");
+}
