@@ -17,9 +17,10 @@ pub fn quote_ident(name: &str) -> String {
 
 /// Migrations in order; `{s}` stands for the quoted schema name. Never edit
 /// a released one: append a new version.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "query and filter statistics",
-    "create table {s}.query_text (
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "query and filter statistics",
+        "create table {s}.query_text (
          fingerprint bigint primary key,
          query text not null,
          first_seen timestamptz not null default now());
@@ -48,7 +49,28 @@ const MIGRATIONS: &[(&str, &str)] = &[(
          proxy text not null);
      create index on {s}.filter_stats (window_start);
      create index on {s}.filter_stats (table_name, column_name, window_start);",
-)];
+    ),
+    (
+        "mutation lineage log",
+        "create table {s}.mutation_log (
+         id bigserial primary key,
+         parent_id bigint references {s}.mutation_log (id),
+         at timestamptz not null default now(),
+         kind text not null check (kind in
+             ('advise', 'create', 'keep', 'revert', 'drop', 'cleanup', 'expression', 'genome')),
+         tenant text,
+         table_name text,
+         columns text[] not null default '{}',
+         index_name text,
+         ddl text,
+         reason text not null,
+         evidence jsonb not null default '{}',
+         outcome text not null,
+         proxy text);
+     create index on {s}.mutation_log (index_name);
+     create index on {s}.mutation_log (at);",
+    ),
+];
 
 /// Bring the schema up to date; returns the version now in place.
 pub async fn migrate(client: &mut Client, schema: &str) -> Result<u32, StoreError> {

@@ -260,3 +260,57 @@ async fn drop_refuses_foreign_indexes_and_cleanup_drops_invalid_ones() {
     assert!(index_names(&client, "ip_dup").await.is_empty());
     assert_eq!(index_names(&client, "app_dup").await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lineage_records_a_create_and_its_revert() {
+    use indexpilot::indexer::lineage::{history, record, Kind, Mutation};
+    let pg = indexpilot::pg::TestPg::start(indexpilot::pg::PgOptions::default()).unwrap();
+    let (mut client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    assert_eq!(
+        indexpilot::store::migrate(&mut client, "indexpilot")
+            .await
+            .unwrap(),
+        2
+    );
+    // Migrating again is a no-op.
+    assert_eq!(
+        indexpilot::store::migrate(&mut client, "indexpilot")
+            .await
+            .unwrap(),
+        2
+    );
+    let create = Mutation {
+        parent_id: None,
+        kind: Kind::Create,
+        tenant: Some("42".into()),
+        table: Some("app.contacts".into()),
+        columns: vec!["tenant_id".into(), "email".into()],
+        index_name: Some("ip_contacts_email_0123".into()),
+        ddl: Some("CREATE INDEX CONCURRENTLY ...".into()),
+        reason: "hot equality filter".into(),
+        evidence: serde_json::json!({"calls": 1200, "cost_before": 18334.0, "cost_after": 8.4}),
+        outcome: "built".into(),
+    };
+    let id = record(&client, "indexpilot", &create, "test")
+        .await
+        .unwrap();
+    let revert = Mutation {
+        parent_id: Some(id),
+        kind: Kind::Revert,
+        reason: "no measured gain".into(),
+        evidence: serde_json::json!({"p95_before_ms": 3.1, "p95_after_ms": 3.0}),
+        outcome: "dropped".into(),
+        ..create.clone()
+    };
+    let rid = record(&client, "indexpilot", &revert, "test")
+        .await
+        .unwrap();
+    let log = history(&client, "indexpilot", 10).await.unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].mutation, create);
+    assert_eq!((log[1].id, log[1].mutation.parent_id), (rid, Some(id)));
+    assert_eq!(log[1].mutation.evidence["p95_after_ms"], 3.0);
+}

@@ -6,4 +6,5 @@ pub mod candidates;
 pub mod catalog;
 pub mod cost;
 pub mod ddl;
+pub mod lineage;
 pub mod model;
