@@ -19,6 +19,27 @@ pub struct Cli {
 pub enum Command {
     /// Run the proxy.
     Serve(ServeArgs),
+    /// Print the mutation lineage log as a timeline (reverts beneath creates).
+    Lineage(LineageArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LineageArgs {
+    /// Configuration file; `admin.dsn` and `admin.schema` are used.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Connection string, instead of `admin.dsn`.
+    #[arg(long, value_name = "DSN")]
+    pub dsn: Option<String>,
+    /// Override any config key, e.g. `--set admin.schema=ops`.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub set: Vec<(String, String)>,
+    /// Print JSON instead of a timeline.
+    #[arg(long)]
+    pub json: bool,
+    /// How many of the most recent entries.
+    #[arg(long, default_value_t = 200)]
+    pub limit: i64,
 }
 
 #[derive(Debug, clap::Args)]

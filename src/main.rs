@@ -5,12 +5,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use indexpilot::cli::{Cli, Command};
+use indexpilot::cli::{Cli, Command, LineageArgs};
 use indexpilot::config::Config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Lineage(args) => lineage(args),
         Command::Serve(args) => {
             let config = match Config::load(args.config.as_deref(), args.overrides()) {
                 Ok(c) => Arc::new(c),
@@ -33,6 +34,41 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn lineage(args: LineageArgs) -> ExitCode {
+    let config = match Config::load(args.config.as_deref(), args.set.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("indexpilot: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(dsn) = args.dsn.or(config.admin.dsn) else {
+        eprintln!("indexpilot: no database to read: set admin.dsn in the config or pass --dsn");
+        return ExitCode::from(2);
+    };
+    let result = indexpilot::runtime()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            let shown = indexpilot::indexer::lineage::show(
+                &dsn,
+                &config.admin.schema,
+                args.limit,
+                args.json,
+            );
+            rt.block_on(shown).map_err(anyhow::Error::from)
+        });
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("indexpilot: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -313,4 +313,33 @@ async fn lineage_records_a_create_and_its_revert() {
     assert_eq!(log[0].mutation, create);
     assert_eq!((log[1].id, log[1].mutation.parent_id), (rid, Some(id)));
     assert_eq!(log[1].mutation.evidence["p95_after_ms"], 3.0);
+
+    // `indexpilot lineage`: the revert is printed beneath its create.
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_indexpilot"))
+            .args(["lineage", "--dsn", &pg.url()])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = run(&[]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains("create") && lines[0].contains("app.contacts (tenant_id, email)"),
+        "{text}"
+    );
+    assert!(
+        lines[1].trim_start().starts_with("└") && lines[1].contains("revert"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&run(&["--json"])).unwrap();
+    assert_eq!(json[1]["parent_id"], id);
+    assert_eq!(json[0]["evidence"]["calls"], 1200);
 }
