@@ -47,7 +47,7 @@ async fn catalog_sees_rows_columns_and_indexes() {
     // Backends flush their write counters to shared statistics lazily.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let t = loop {
-        let tables = catalog::load(&client, "ip_").await.unwrap();
+        let tables = catalog::load(&client, "ip_", "indexpilot").await.unwrap();
         let t = tables.into_iter().find(|t| t.name == "accounts").unwrap();
         if t.writes_per_sec > 0.0 || tokio::time::Instant::now() > deadline {
             break t;

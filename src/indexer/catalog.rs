@@ -34,7 +34,7 @@ from pg_class c
 join pg_namespace n on n.oid = c.relnamespace
 left join pg_stat_user_tables s on s.relid = c.oid
 where c.relkind in ('r', 'p')
-  and n.nspname not in ('pg_catalog', 'information_schema', 'indexpilot')
+  and n.nspname not in ('pg_catalog', 'information_schema', $1)
   and n.nspname !~ '^pg_(toast|temp)'
 order by n.nspname, c.relname";
 
@@ -82,9 +82,14 @@ left join pg_stat_user_indexes s on s.indexrelid = i.indexrelid
 where i.indrelid = any($1)
 order by i.indrelid, c.relname";
 
-/// Every user table with its columns and indexes; `prefix` marks ours.
-pub async fn load(client: &Client, prefix: &str) -> Result<Vec<TableFacts>, CatalogError> {
-    let rows = query(client, "tables", TABLES, &[]).await?;
+/// Every user table with its columns and indexes, except IndexPilot's own
+/// schema (`admin.schema`); `prefix` marks the indexes IndexPilot created.
+pub async fn load(
+    client: &Client,
+    prefix: &str,
+    own_schema: &str,
+) -> Result<Vec<TableFacts>, CatalogError> {
+    let rows = query(client, "tables", TABLES, &[&own_schema]).await?;
     let mut oids: Vec<Oid> = Vec::with_capacity(rows.len());
     let mut tables: Vec<TableFacts> = Vec::with_capacity(rows.len());
     for r in &rows {
