@@ -1,6 +1,7 @@
 //! The proxy's background work, all off the relay path: the analysis thread,
-//! the statistics flush, the schema catalog refresh, the upstream readiness
-//! probe and the metrics/health endpoint. Started together, stopped together.
+//! the statistics flush, the indexer (leader election, decisions, builds),
+//! the schema catalog refresh, the upstream readiness probe and the
+//! metrics/health endpoint. Started together, stopped together.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -56,8 +57,14 @@ pub async fn start(
         None
     };
     tasks.push(tokio::spawn(flush::run(
-        stats,
+        stats.clone(),
         config.clone(),
+        proxy_id.clone(),
+        stop.clone(),
+    )));
+    tasks.push(tokio::spawn(crate::indexer::run::run(
+        config.clone(),
+        stats,
         proxy_id,
         stop.clone(),
     )));

@@ -21,6 +21,25 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the mutation lineage log as a timeline (reverts beneath creates).
     Lineage(LineageArgs),
+    /// Print the current index recommendations with their evidence and DDL,
+    /// computed from the statistics every replica flushed.
+    Advise(AdviseArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AdviseArgs {
+    /// Configuration file; `indexer.*`, `admin.*` and `analysis.*` are used.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Connection string, instead of `indexer.dsn` / `admin.dsn`.
+    #[arg(long, value_name = "DSN")]
+    pub dsn: Option<String>,
+    /// Override any config key, e.g. `--set indexer.min_calls=10`.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub set: Vec<(String, String)>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -15,6 +15,7 @@ use serde::Deserialize;
 enum Kind {
     Str,
     Int,
+    Float,
     Bool,
 }
 
@@ -55,6 +56,26 @@ const KEYS: &[(&str, Kind)] = &[
     ("stats.max_pending_rows", Kind::Int),
     ("admin.dsn", Kind::Str),
     ("admin.schema", Kind::Str),
+    ("indexer.mode", Kind::Str),
+    ("indexer.dsn", Kind::Str),
+    ("indexer.interval", Kind::Str),
+    ("indexer.min_calls", Kind::Int),
+    ("indexer.min_table_rows", Kind::Int),
+    ("indexer.max_partial_tenants", Kind::Int),
+    ("indexer.partial_share", Kind::Float),
+    ("indexer.horizon", Kind::Str),
+    ("indexer.hypopg", Kind::Bool),
+    ("indexer.build_windows", Kind::Str),
+    ("indexer.max_builds_per_hour", Kind::Int),
+    ("indexer.max_indexes_per_table", Kind::Int),
+    ("indexer.max_total_index_bytes", Kind::Int),
+    ("indexer.lock_timeout", Kind::Str),
+    ("indexer.statement_timeout", Kind::Str),
+    ("indexer.verify_window", Kind::Str),
+    ("indexer.verify_min_calls", Kind::Int),
+    ("indexer.verify_min_gain", Kind::Float),
+    ("indexer.unused_after", Kind::Str),
+    ("indexer.index_prefix", Kind::Str),
 ];
 
 /// A configuration error: which key, from which source, and what is wrong.
@@ -104,6 +125,33 @@ struct RawConfig {
     stats: RawStats,
     #[serde(default)]
     admin: RawAdmin,
+    #[serde(default)]
+    indexer: RawIndexer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIndexer {
+    mode: Option<String>,
+    dsn: Option<String>,
+    interval: Option<String>,
+    min_calls: Option<u64>,
+    min_table_rows: Option<u64>,
+    max_partial_tenants: Option<u64>,
+    partial_share: Option<f64>,
+    horizon: Option<String>,
+    hypopg: Option<bool>,
+    build_windows: Option<String>,
+    max_builds_per_hour: Option<u64>,
+    max_indexes_per_table: Option<u64>,
+    max_total_index_bytes: Option<u64>,
+    lock_timeout: Option<String>,
+    statement_timeout: Option<String>,
+    verify_window: Option<String>,
+    verify_min_calls: Option<u64>,
+    verify_min_gain: Option<f64>,
+    unused_after: Option<String>,
+    index_prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -233,6 +281,74 @@ pub struct AdminConfig {
     pub schema: String,
 }
 
+/// What the indexer may do (DESIGN.md decision 9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexerMode {
+    /// Count and flush statistics only; no decisions.
+    Off,
+    /// Record recommendations with their DDL and evidence; build nothing.
+    Advise,
+    /// Build, verify and revert indexes.
+    Apply,
+}
+
+impl IndexerMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexerMode::Off => "off",
+            IndexerMode::Advise => "advise",
+            IndexerMode::Apply => "apply",
+        }
+    }
+}
+
+/// A daily UTC time range in which builds may start, in minutes after
+/// midnight; `start > end` wraps past midnight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuildWindow {
+    pub start_minute: u16,
+    pub end_minute: u16,
+}
+
+impl BuildWindow {
+    /// Whether `minute` (after UTC midnight) lies inside the window.
+    pub fn contains(&self, minute: u16) -> bool {
+        if self.start_minute <= self.end_minute {
+            (self.start_minute..self.end_minute).contains(&minute)
+        } else {
+            minute >= self.start_minute || minute < self.end_minute
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct IndexerConfig {
+    pub mode: IndexerMode,
+    /// The leader's connection (DDL, advisory lock); `None`: `admin.dsn`.
+    pub dsn: Option<String>,
+    pub interval: Duration,
+    pub min_calls: u64,
+    pub min_table_rows: u64,
+    pub max_partial_tenants: usize,
+    pub partial_share: f64,
+    pub horizon: Duration,
+    pub hypopg: bool,
+    /// Empty: builds may start at any time.
+    pub build_windows: Vec<BuildWindow>,
+    pub max_builds_per_hour: u32,
+    pub max_indexes_per_table: usize,
+    /// 0: unlimited.
+    pub max_total_index_bytes: u64,
+    pub lock_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub verify_window: Duration,
+    pub verify_min_calls: u64,
+    pub verify_min_gain: f64,
+    /// `None`: never drop an index for being unused.
+    pub unused_after: Option<Duration>,
+    pub index_prefix: String,
+}
+
 /// The validated configuration, shared as `Arc<Config>`.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -259,6 +375,7 @@ pub struct Config {
     pub analysis: AnalysisConfig,
     pub stats: StatsConfig,
     pub admin: AdminConfig,
+    pub indexer: IndexerConfig,
 }
 
 /// The layered sources of settings, lowest precedence first.
@@ -434,6 +551,10 @@ fn parse_value(kind: Kind, value: &str) -> Result<toml::Value, String> {
             .parse()
             .map(toml::Value::Integer)
             .map_err(|_| format!("expected an integer, got {value:?}")),
+        Kind::Float => v
+            .parse()
+            .map(toml::Value::Float)
+            .map_err(|_| format!("expected a number, got {value:?}")),
         Kind::Bool => match v {
             "true" | "on" | "1" => Ok(toml::Value::Boolean(true)),
             "false" | "off" | "0" => Ok(toml::Value::Boolean(false)),
@@ -550,6 +671,7 @@ impl RawConfig {
         if admin.schema.is_empty() || admin.schema.len() > 63 {
             return Err(bad("admin.schema", "must be 1 to 63 characters".into()));
         }
+        let indexer = validate_indexer(self.indexer, &bad)?;
         Ok(Config {
             listen,
             upstream,
@@ -589,8 +711,144 @@ impl RawConfig {
             analysis,
             stats,
             admin,
+            indexer,
         })
     }
+}
+
+fn validate_indexer(
+    raw: RawIndexer,
+    bad: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<IndexerConfig, ConfigError> {
+    let mode = match raw.mode.as_deref().unwrap_or("advise") {
+        "off" => IndexerMode::Off,
+        "advise" => IndexerMode::Advise,
+        "apply" => IndexerMode::Apply,
+        other => {
+            return Err(bad(
+                "indexer.mode",
+                format!("expected off, advise or apply, got {other:?}"),
+            ))
+        }
+    };
+    let duration = |key: &str, value: &Option<String>, default: &str| {
+        parse_duration(value.as_deref().unwrap_or(default)).map_err(|m| bad(key, m))
+    };
+    let count = |key: &str, v: Option<u64>, default: u64, min: u64| -> Result<u64, ConfigError> {
+        let v = v.unwrap_or(default);
+        if v < min {
+            return Err(bad(key, format!("must be at least {min}, got {v}")));
+        }
+        Ok(v)
+    };
+    let interval = duration("indexer.interval", &raw.interval, "5s")?;
+    if interval < Duration::from_millis(100) {
+        return Err(bad("indexer.interval", "must be at least 100ms".into()));
+    }
+    let partial_share = raw.partial_share.unwrap_or(0.2);
+    if !(0.0..=1.0).contains(&partial_share) {
+        return Err(bad(
+            "indexer.partial_share",
+            format!("must be between 0 and 1, got {partial_share}"),
+        ));
+    }
+    let verify_min_gain = raw.verify_min_gain.unwrap_or(1.2);
+    if !(verify_min_gain >= 1.0 && verify_min_gain.is_finite()) {
+        return Err(bad(
+            "indexer.verify_min_gain",
+            format!("must be a ratio of at least 1.0, got {verify_min_gain}"),
+        ));
+    }
+    let build_windows = parse_build_windows(raw.build_windows.as_deref().unwrap_or(""))
+        .map_err(|m| bad("indexer.build_windows", m))?;
+    let unused_after = duration("indexer.unused_after", &raw.unused_after, "24h")?;
+    let index_prefix = raw
+        .index_prefix
+        .unwrap_or_else(|| "indexpilot_".to_string());
+    if index_prefix.len() < 3
+        || index_prefix.len() > 20
+        || !index_prefix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(bad(
+            "indexer.index_prefix",
+            "must be 3 to 20 characters of a-z, 0-9 and _ (only indexes whose names carry it are ever dropped)".into(),
+        ));
+    }
+    let verify_window = duration("indexer.verify_window", &raw.verify_window, "60s")?;
+    if verify_window.is_zero() {
+        return Err(bad("indexer.verify_window", "must be more than 0".into()));
+    }
+    Ok(IndexerConfig {
+        mode,
+        dsn: raw.dsn.filter(|d| !d.trim().is_empty()),
+        interval,
+        min_calls: count("indexer.min_calls", raw.min_calls, 50, 1)?,
+        min_table_rows: count("indexer.min_table_rows", raw.min_table_rows, 10_000, 0)?,
+        max_partial_tenants: count("indexer.max_partial_tenants", raw.max_partial_tenants, 3, 0)?
+            as usize,
+        partial_share,
+        horizon: duration("indexer.horizon", &raw.horizon, "1h")?,
+        hypopg: raw.hypopg.unwrap_or(true),
+        build_windows,
+        max_builds_per_hour: count(
+            "indexer.max_builds_per_hour",
+            raw.max_builds_per_hour,
+            10,
+            0,
+        )?
+        .min(u64::from(u32::MAX)) as u32,
+        max_indexes_per_table: count(
+            "indexer.max_indexes_per_table",
+            raw.max_indexes_per_table,
+            5,
+            0,
+        )? as usize,
+        max_total_index_bytes: count(
+            "indexer.max_total_index_bytes",
+            raw.max_total_index_bytes,
+            10 << 30,
+            0,
+        )?,
+        lock_timeout: duration("indexer.lock_timeout", &raw.lock_timeout, "2s")?,
+        statement_timeout: duration("indexer.statement_timeout", &raw.statement_timeout, "30m")?,
+        verify_window,
+        verify_min_calls: count("indexer.verify_min_calls", raw.verify_min_calls, 20, 1)?,
+        verify_min_gain,
+        unused_after: (!unused_after.is_zero()).then_some(unused_after),
+        index_prefix,
+    })
+}
+
+/// Parse `"HH:MM-HH:MM, ..."` (UTC); empty means no restriction.
+pub fn parse_build_windows(text: &str) -> Result<Vec<BuildWindow>, String> {
+    let minute = |t: &str| -> Result<u16, String> {
+        let (h, m) = t
+            .trim()
+            .split_once(':')
+            .ok_or_else(|| format!("{t:?} is not HH:MM"))?;
+        let (h, m): (u16, u16) = (
+            h.parse().map_err(|_| format!("{t:?} is not HH:MM"))?,
+            m.parse().map_err(|_| format!("{t:?} is not HH:MM"))?,
+        );
+        if h > 24 || m > 59 || (h == 24 && m > 0) {
+            return Err(format!("{t:?} is not a time of day"));
+        }
+        Ok(h * 60 + m)
+    };
+    text.split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(|part| {
+            let (a, b) = part
+                .split_once('-')
+                .ok_or_else(|| format!("{part:?} is not a range like 01:00-05:00 (UTC)"))?;
+            Ok(BuildWindow {
+                start_minute: minute(a)?,
+                end_minute: minute(b)?,
+            })
+        })
+        .collect()
 }
 
 fn validate_analysis(
@@ -838,6 +1096,37 @@ mod tests {
         );
         assert!(parse_upstream("postgres://u:p@db/app").is_err());
         assert!(parse_upstream("postgres://db:x").is_err());
+    }
+
+    #[test]
+    fn indexer_keys() {
+        let c = sources(None, &[], &[]).unwrap();
+        assert_eq!(c.indexer.mode, IndexerMode::Advise);
+        assert_eq!(c.indexer.min_calls, 50);
+        let c = sources(
+            None,
+            &[("INDEXPILOT_INDEXER_MODE", "apply")],
+            &[
+                ("indexer.verify_min_gain", "1.5"),
+                ("indexer.build_windows", "22:00-04:00, 12:00-12:30"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.indexer.mode, IndexerMode::Apply);
+        assert_eq!(c.indexer.verify_min_gain, 1.5);
+        let w = &c.indexer.build_windows;
+        assert!(w[0].contains(23 * 60) && w[0].contains(60) && !w[0].contains(5 * 60));
+        assert!(w[1].contains(12 * 60 + 10) && !w[1].contains(12 * 60 + 30));
+        for (key, value) in [
+            ("indexer.mode", "yolo"),
+            ("indexer.verify_min_gain", "0.5"),
+            ("indexer.build_windows", "25:00-01:00"),
+            ("indexer.index_prefix", "Bad-Prefix"),
+            ("indexer.partial_share", "2"),
+        ] {
+            let err = sources(None, &[], &[(key, value)]).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
     }
 
     #[test]

@@ -43,6 +43,20 @@ pub const STATS_ROWS_DROPPED_TOTAL: &str = "indexpilot_stats_rows_dropped_total"
 pub const TENANTS_TRACKED: &str = "indexpilot_tenants_tracked";
 /// 1 when the upstream server is reachable, else 0 (gauge).
 pub const UPSTREAM_UP: &str = "indexpilot_upstream_up";
+/// Indexes IndexPilot built (valid at the end of the build).
+pub const INDEXES_CREATED_TOTAL: &str = "indexpilot_indexes_created_total";
+/// Indexes dropped because verification found no significant gain or a regression.
+pub const INDEXES_REVERTED_TOTAL: &str = "indexpilot_indexes_reverted_total";
+/// Indexes IndexPilot created and later dropped for being unused.
+pub const INDEXES_DROPPED_TOTAL: &str = "indexpilot_indexes_dropped_total";
+/// Index builds that failed, by reason (lock_timeout, canceled, left_invalid, build_failed, postgres).
+pub const INDEX_BUILDS_FAILED_TOTAL: &str = "indexpilot_index_builds_failed_total";
+/// Recommendations worth building but not built (advise mode, window or budget) (gauge).
+pub const RECOMMENDATIONS_PENDING: &str = "indexpilot_recommendations_pending";
+/// Unix time of the leader's last completed decision round (gauge).
+pub const LAST_DECISION_TIMESTAMP_SECONDS: &str = "indexpilot_last_decision_timestamp_seconds";
+/// 1 while this replica holds the indexer leadership, else 0 (gauge).
+pub const INDEXER_LEADER: &str = "indexpilot_indexer_leader";
 
 /// Label key carrying a [`StatementKind`].
 pub const LABEL_KIND: &str = "kind";
@@ -239,7 +253,51 @@ pub fn describe() {
         Unit::Count,
         "1 when the upstream PostgreSQL server is reachable, else 0."
     );
+    describe_counter!(
+        INDEXES_CREATED_TOTAL,
+        Unit::Count,
+        "Indexes IndexPilot built."
+    );
+    describe_counter!(
+        INDEXES_REVERTED_TOTAL,
+        Unit::Count,
+        "Indexes dropped after verification found no significant gain or a regression."
+    );
+    describe_counter!(
+        INDEXES_DROPPED_TOTAL,
+        Unit::Count,
+        "Indexes IndexPilot created and dropped for being unused."
+    );
+    describe_counter!(
+        INDEX_BUILDS_FAILED_TOTAL,
+        Unit::Count,
+        "Index builds that failed, by reason; none leaves an INVALID index behind."
+    );
+    describe_gauge!(
+        RECOMMENDATIONS_PENDING,
+        Unit::Count,
+        "Worthwhile indexes not built yet (advise mode, build window or budget)."
+    );
+    describe_gauge!(
+        LAST_DECISION_TIMESTAMP_SECONDS,
+        Unit::Seconds,
+        "Unix time of the indexer leader's last decision round."
+    );
+    describe_gauge!(
+        INDEXER_LEADER,
+        Unit::Count,
+        "1 while this replica is the indexer leader, else 0."
+    );
 }
+
+/// Why an index build failed (bounded label values).
+pub const BUILD_FAILURE_REASONS: &[&str] = &[
+    "lock_timeout",
+    "canceled",
+    "left_invalid",
+    "build_failed",
+    "postgres",
+];
 
 /// Export every counter (each label set too) at zero from the start, so
 /// `rate()` and alerts see a series before its first event.
@@ -255,8 +313,21 @@ fn register_label_sets() {
         STATS_FLUSH_BATCHES_TOTAL,
         STATS_FLUSH_FAILURES_TOTAL,
         STATS_ROWS_DROPPED_TOTAL,
+        INDEXES_CREATED_TOTAL,
+        INDEXES_REVERTED_TOTAL,
+        INDEXES_DROPPED_TOTAL,
     ] {
         counter!(name).increment(0);
+    }
+    for reason in BUILD_FAILURE_REASONS {
+        counter!(INDEX_BUILDS_FAILED_TOTAL, LABEL_REASON => *reason).increment(0);
+    }
+    for name in [
+        RECOMMENDATIONS_PENDING,
+        LAST_DECISION_TIMESTAMP_SECONDS,
+        INDEXER_LEADER,
+    ] {
+        gauge!(name).set(0.0);
     }
     for kind in StatementKind::ALL {
         counter!(STATEMENTS_TOTAL, LABEL_KIND => kind.as_str()).increment(0);
@@ -317,6 +388,13 @@ mod tests {
         STATS_ROWS_DROPPED_TOTAL,
         TENANTS_TRACKED,
         UPSTREAM_UP,
+        INDEXES_CREATED_TOTAL,
+        INDEXES_REVERTED_TOTAL,
+        INDEXES_DROPPED_TOTAL,
+        INDEX_BUILDS_FAILED_TOTAL,
+        RECOMMENDATIONS_PENDING,
+        LAST_DECISION_TIMESTAMP_SECONDS,
+        INDEXER_LEADER,
     ];
 
     fn valid_label(value: &str) -> bool {

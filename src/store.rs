@@ -70,6 +70,20 @@ const MIGRATIONS: &[(&str, &str)] = &[
      create index on {s}.mutation_log (index_name);
      create index on {s}.mutation_log (at);",
     ),
+    (
+        "AND-group statistics and index bookkeeping",
+        "create table {s}.group_stats (
+         window_start timestamptz not null,
+         window_seconds integer not null,
+         tenant text,
+         table_name text not null,
+         columns text[] not null,
+         calls bigint not null,
+         proxy text not null);
+     create index on {s}.group_stats (window_start);
+     create index on {s}.filter_stats (proxy, window_start);
+     create index on {s}.query_stats (proxy, window_start);",
+    ),
 ];
 
 /// Bring the schema up to date; returns the version now in place.

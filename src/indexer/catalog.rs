@@ -29,7 +29,8 @@ select c.oid, n.nspname, c.relname,
        coalesce((s.n_tup_ins + s.n_tup_upd + s.n_tup_del)::float8
          / greatest(extract(epoch from now() - coalesce(
              (select stats_reset from pg_stat_database where datname = current_database()),
-             pg_postmaster_start_time()))::float8, 1), 0)
+             pg_postmaster_start_time()))::float8, 1), 0),
+       coalesce((s.n_tup_ins + s.n_tup_upd + s.n_tup_del)::float8, 0)
 from pg_class c
 join pg_namespace n on n.oid = c.relnamespace
 left join pg_stat_user_tables s on s.relid = c.oid
@@ -53,7 +54,8 @@ select a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod),
        coalesce(s.n_distinct, 0)::float8,
        coalesce(s.null_frac, 0)::float8,
        coalesce(s.most_common_vals::text::text[], '{}'),
-       coalesce(s.most_common_freqs::float8[], '{}')
+       coalesce(s.most_common_freqs::float8[], '{}'),
+       coalesce(s.avg_width, 0)::float8
 from pg_attribute a
 join pg_class c on c.oid = a.attrelid
 join pg_namespace n on n.oid = c.relnamespace
@@ -100,6 +102,7 @@ pub async fn load(
             rows: r.get(3),
             pages: r.get(4),
             writes_per_sec: r.get(5),
+            writes_total: r.get(6),
             ..TableFacts::default()
         });
     }
@@ -139,6 +142,7 @@ fn column(r: &tokio_postgres::Row) -> ColumnFacts {
         n_distinct: r.get(4),
         null_frac: r.get(5),
         most_common: values.into_iter().zip(freqs).collect(),
+        avg_width: r.get(8),
     }
 }
 

@@ -153,6 +153,17 @@ fn literal(s: &str) -> String {
 }
 
 pub fn create_sql(spec: &IndexSpec, name: &str) -> String {
+    format!(
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} {}",
+        quote_ident(name),
+        target_sql(spec)
+    )
+}
+
+/// `ON "schema"."table" (keys) [WHERE "column" = 'value']`: everything of
+/// a `CREATE INDEX` after the name, also what HypoPG's
+/// `hypopg_create_index('CREATE INDEX ' || target)` takes.
+pub fn target_sql(spec: &IndexSpec) -> String {
     let keys: Vec<String> = spec
         .keys
         .iter()
@@ -162,8 +173,7 @@ pub fn create_sql(spec: &IndexSpec, name: &str) -> String {
         })
         .collect();
     let mut sql = format!(
-        "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {}.{} ({})",
-        quote_ident(name),
+        "ON {}.{} ({})",
         quote_ident(&spec.schema),
         quote_ident(&spec.table),
         keys.join(", ")
@@ -299,6 +309,33 @@ pub async fn drop_ours(
         });
     }
     client.batch_execute(&drop_sql(schema, name)).await?;
+    Ok(())
+}
+
+/// [`drop_ours`] under `lock_timeout` and `statement_timeout` (reset
+/// afterwards), so that a drop never queues behind application locks for
+/// long: `DROP INDEX CONCURRENTLY` waits for transactions using the table.
+pub async fn drop_index(
+    client: &Client,
+    schema: &str,
+    name: &str,
+    prefix: &str,
+    lock_timeout: Duration,
+    statement_timeout: Duration,
+) -> Result<(), DdlError> {
+    client
+        .batch_execute(&format!(
+            "SET lock_timeout = {}; SET statement_timeout = {}",
+            millis(lock_timeout),
+            millis(statement_timeout)
+        ))
+        .await?;
+    let result = drop_ours(client, schema, name, prefix).await;
+    let reset = client
+        .batch_execute("RESET lock_timeout; RESET statement_timeout")
+        .await;
+    result?;
+    reset?;
     Ok(())
 }
 

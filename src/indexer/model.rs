@@ -14,6 +14,9 @@ pub struct TableFacts {
     /// Rows inserted + updated + deleted per second since stats reset
     /// (`pg_stat_user_tables`), an estimate of write rate.
     pub writes_per_sec: f64,
+    /// Rows inserted + updated + deleted since statistics were reset: the
+    /// indexer derives the current write rate from two readings of it.
+    pub writes_total: f64,
     pub columns: Vec<ColumnFacts>,
     pub indexes: Vec<IndexFacts>,
 }
@@ -31,6 +34,8 @@ pub struct ColumnFacts {
     pub null_frac: f64,
     /// Most common values and their frequencies (as text).
     pub most_common: Vec<(String, f64)>,
+    /// `pg_stats.avg_width` in bytes (0 when never analyzed).
+    pub avg_width: f64,
 }
 
 /// One existing index.

@@ -65,12 +65,17 @@ impl Proxy {
         let upstream = upstream::Connector::new(&config, tls::connector(&config.upstream_tls)?)?;
         let listener = bind_listener(config.listen, relay_threads(&config) > 1)?;
         let (sink, events, stats) = EventSink::new(config.event_queue_capacity);
-        let workload = Arc::new(Stats::new(
-            config.stats.window,
-            config.stats.windows_kept,
-            config.stats.max_pending_rows,
-            config.analysis.max_tenants,
-        ));
+        let workload = Arc::new(
+            Stats::new(
+                config.stats.window,
+                config.stats.windows_kept,
+                config.stats.max_pending_rows,
+                config.analysis.max_tenants,
+            )
+            .with_latency_resolution(crate::stats::latency::Resolution::covering(
+                config.indexer.verify_window,
+            )),
+        );
         let shared = Arc::new(Shared {
             config,
             tls,

@@ -62,7 +62,7 @@ pub enum PredicateClass {
 
 impl PredicateClass {
     /// Snake-case name, for storage and metric labels.
-    pub fn as_str(&self) -> &'static str {
+    pub const fn as_str(&self) -> &'static str {
         match self {
             PredicateClass::Equality => "equality",
             PredicateClass::InList => "in_list",

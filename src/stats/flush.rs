@@ -141,6 +141,7 @@ impl Writer {
         let mut texts: Vec<(i64, Arc<str>)> = Vec::new();
         let mut stmt_params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
         let mut filter_params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+        let mut group_params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
         for row in rows {
             match row.clone() {
                 FlushRow::Statement {
@@ -192,6 +193,24 @@ impl Writer {
                         Box::new(self.proxy_id.clone()),
                     ]);
                 }
+                FlushRow::Group {
+                    window_start,
+                    tenant,
+                    table,
+                    columns,
+                    calls,
+                } => {
+                    let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+                    group_params.extend([
+                        Box::new(window_start) as Box<dyn ToSql + Sync + Send>,
+                        Box::new(window_seconds),
+                        Box::new(tenant.map(|t| t.to_string())),
+                        Box::new(table.to_string()),
+                        Box::new(columns),
+                        Box::new(calls as i64),
+                        Box::new(self.proxy_id.clone()),
+                    ]);
+                }
             }
         }
         let stmt_cols = "window_start, window_seconds, fingerprint, tenant, calls, errors, total_ms, p95_ms, rows, proxy";
@@ -208,6 +227,13 @@ impl Writer {
             &format!("{s}.filter_stats ({filter_cols})"),
             9,
             &filter_params,
+        )
+        .await?;
+        insert_rows(
+            client,
+            &format!("{s}.group_stats (window_start, window_seconds, tenant, table_name, columns, calls, proxy)"),
+            7,
+            &group_params,
         )
         .await?;
         for (fingerprint, text) in texts {

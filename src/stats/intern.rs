@@ -44,6 +44,11 @@ impl Interner {
         id
     }
 
+    /// The id of `name` if it has one, without assigning one.
+    pub fn find(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).map(|id| *id)
+    }
+
     /// The name of an id; `None` for 0 (no name).
     pub fn name(&self, id: u32) -> Option<Arc<str>> {
         match id {

@@ -9,6 +9,7 @@ pub mod flush;
 pub mod histogram;
 pub mod ingest;
 mod intern;
+pub mod latency;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +20,7 @@ use dashmap::DashMap;
 
 use histogram::Histogram;
 use intern::Interner;
+use latency::{Measured, Resolution, Ring};
 
 /// Tenant id for statements without a tenant.
 pub const NO_TENANT: u32 = 0;
@@ -141,6 +143,14 @@ pub enum FlushRow {
         calls: u64,
         rows: u64,
     },
+    /// Columns filtered together in one AND group.
+    Group {
+        window_start: SystemTime,
+        tenant: Option<Arc<str>>,
+        table: Arc<str>,
+        columns: Vec<Arc<str>>,
+        calls: u64,
+    },
 }
 
 /// Live statistics, shared by the analysis task, the flush task, metrics
@@ -156,6 +166,8 @@ pub struct Stats {
     current: DashMap<StmtKey, StmtAgg>,
     current_window: AtomicU64,
     texts: DashMap<u64, Arc<str>>,
+    latency: DashMap<StmtKey, Ring>,
+    resolution: Resolution,
     pending: Mutex<VecDeque<FlushRow>>,
     roll_lock: Mutex<()>,
     pub rows_dropped: AtomicU64,
@@ -225,10 +237,45 @@ impl Stats {
             current: DashMap::new(),
             current_window: AtomicU64::new(window_of(SystemTime::now(), window)),
             texts: DashMap::new(),
+            latency: DashMap::new(),
+            resolution: Resolution::default(),
             pending: Mutex::new(VecDeque::new()),
             roll_lock: Mutex::new(()),
             rows_dropped: AtomicU64::new(0),
         }
+    }
+
+    /// Remember recent latency at this resolution (see [`latency`]); call
+    /// before sharing.
+    pub fn with_latency_resolution(mut self, resolution: Resolution) -> Stats {
+        self.resolution = resolution;
+        self
+    }
+
+    /// Calls and summed latency of `fingerprints` in `[from, to)`, for one
+    /// tenant or (None) all of them, as far back as the rings remember.
+    pub fn measured(
+        &self,
+        fingerprints: &[u64],
+        tenant: Option<&str>,
+        from: SystemTime,
+        to: SystemTime,
+    ) -> Measured {
+        let tenant_id = match tenant {
+            Some(name) => match self.tenants.find(name) {
+                Some(id) => Some(id),
+                None => return Measured::default(),
+            },
+            None => None,
+        };
+        let mut out = Measured::default();
+        for e in self.latency.iter() {
+            let k = e.key();
+            if fingerprints.contains(&k.fingerprint) && tenant_id.is_none_or(|t| t == k.tenant) {
+                out.add(e.value().between(self.resolution, from, to));
+            }
+        }
+        out
     }
 
     /// Id of a tenant name (bounded: beyond the limit, one shared "other" id).
@@ -244,6 +291,13 @@ impl Stats {
     pub fn remember_text(&self, fingerprint: u64, text: impl FnOnce() -> String) {
         if !self.texts.contains_key(&fingerprint) {
             self.texts.insert(fingerprint, Arc::from(text()));
+        }
+    }
+
+    /// Every remembered fingerprint text.
+    pub fn for_each_text(&self, mut f: impl FnMut(u64, &str)) {
+        for e in self.texts.iter() {
+            f(*e.key(), e.value());
         }
     }
 
@@ -267,6 +321,11 @@ impl Stats {
             agg.total_us += us;
             agg.rows += obs.rows;
             agg.hist.record_us(us);
+            drop(agg);
+            self.latency
+                .entry(key)
+                .or_insert_with(|| Ring::new(self.resolution))
+                .record(self.resolution, now, us);
         }
         self.record_filters(window, obs);
     }
@@ -356,6 +415,29 @@ impl Stats {
                 });
             }
         }
+        for e in self.groups.iter() {
+            let (calls, _) = e.value().in_window(closing);
+            if calls > 0 {
+                rows.push(FlushRow::Group {
+                    window_start: start,
+                    tenant: self.tenants.name(e.key().tenant),
+                    table: self
+                        .names
+                        .name(e.key().table)
+                        .unwrap_or_else(|| Arc::from("")),
+                    columns: e
+                        .key()
+                        .columns
+                        .iter()
+                        .map(|&c| self.names.name(c).unwrap_or_else(|| Arc::from("")))
+                        .collect(),
+                    calls,
+                });
+            }
+        }
+        // Forget latency rings with nothing in their span any more.
+        self.latency
+            .retain(|_, ring| !ring.is_stale(self.resolution, now));
         self.current_window.store(now_window, Ordering::Release);
         self.push_pending(rows);
     }

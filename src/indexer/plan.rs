@@ -1,0 +1,319 @@
+//! From candidates to costed proposals: which statements each candidate
+//! serves (by re-analyzing their normalized text), how often they run, what
+//! the index would cost and save — by the estimate of [`cost`](super::cost)
+//! and, where HypoPG is installed, by the planner itself — and the DDL.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use super::candidates::{Candidate, CandidateKind};
+use super::cost::{self, CostEstimate, CostInputs};
+use super::ddl::{self, IndexKey, IndexSpec, Predicate};
+use super::model::TableFacts;
+use super::whatif;
+use crate::sql::{self, Catalog, TableName};
+
+/// Width assumed for an expression key (no pg_stats until it is indexed).
+const EXPRESSION_WIDTH: f64 = 16.0;
+
+/// Which (table label, column or expression) each statement filters, sorts
+/// or groups on, derived once per fingerprint from its normalized text.
+#[derive(Default)]
+pub struct Uses {
+    by_fingerprint: HashMap<u64, Statement>,
+}
+
+struct Statement {
+    text: String,
+    uses: Vec<(String, String)>,
+}
+
+impl Uses {
+    pub fn knows(&self, fingerprint: u64) -> bool {
+        self.by_fingerprint.contains_key(&fingerprint)
+    }
+
+    /// Analyze `text` (normalized, `?` placeholders) and remember its uses.
+    pub fn learn(&mut self, fingerprint: u64, text: &str, catalog: &Catalog, tenant_column: &str) {
+        let prepared = whatif::placeholders(text);
+        let uses = sql::analyze(&prepared, catalog, tenant_column)
+            .map(|shapes| {
+                shapes
+                    .iter()
+                    .flat_map(|s| s.filters.iter().chain(&s.order_by).chain(&s.group_by))
+                    .filter_map(|f| {
+                        let table = f.table.as_ref()?.to_string();
+                        Some((
+                            table,
+                            f.expression.clone().unwrap_or_else(|| f.column.clone()),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.by_fingerprint.insert(
+            fingerprint,
+            Statement {
+                text: prepared,
+                uses,
+            },
+        );
+    }
+
+    /// Fingerprints that use every key of `keys` but `skip` on `table`.
+    pub fn serving(&self, table: &str, keys: &[String], skip: &str) -> Vec<u64> {
+        let mut out: Vec<u64> = self
+            .by_fingerprint
+            .iter()
+            .filter(|(_, s)| {
+                keys.iter()
+                    .filter(|k| *k != skip)
+                    .all(|k| s.uses.iter().any(|(t, c)| t == table && c == k))
+            })
+            .map(|(fp, _)| *fp)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The text to EXPLAIN for a fingerprint (`$n` placeholders).
+    pub fn text(&self, fingerprint: u64) -> Option<&str> {
+        self.by_fingerprint
+            .get(&fingerprint)
+            .map(|s| s.text.as_str())
+    }
+}
+
+/// A schema catalog for the analyzer, from the indexer's table facts.
+pub fn analyzer_catalog(tables: &[TableFacts]) -> Catalog {
+    let mut catalog = Catalog::new();
+    for t in tables {
+        let columns: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
+        catalog.add_table(TableName::new(Some(&t.schema), &t.name), columns.clone());
+        if t.schema == "public" {
+            catalog.add_table(TableName::new(None, &t.name), columns);
+        }
+    }
+    catalog
+}
+
+/// What the planner said about one candidate on one statement.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlannerCheck {
+    pub fingerprint: String,
+    pub statement: String,
+    pub cost_before: f64,
+    pub cost_after: f64,
+    pub uses_index: bool,
+    pub estimated_bytes: i64,
+}
+
+/// A candidate with its DDL, cost and verdict.
+#[derive(Clone, Debug, Serialize)]
+pub struct Proposal {
+    pub candidate: Candidate,
+    pub schema: String,
+    pub table_name: String,
+    #[serde(skip)]
+    pub spec: IndexSpec,
+    pub index_name: String,
+    pub ddl: String,
+    /// Statements the index serves (fingerprints as hex).
+    pub fingerprints: Vec<String>,
+    #[serde(skip)]
+    pub fingerprint_ids: Vec<u64>,
+    pub calls_per_sec: f64,
+    pub writes_per_sec: f64,
+    pub estimate: CostEstimate,
+    /// `None`: HypoPG unavailable (or the statement could not be planned).
+    pub planner: Option<PlannerCheck>,
+    /// Planner cost of the statement as it runs now, when EXPLAIN worked
+    /// without HypoPG.
+    pub plan_cost_now: Option<f64>,
+    pub planner_note: Option<String>,
+    pub estimated_bytes: i64,
+    /// Net benefit over the horizon, in planner cost units, and the verdict.
+    pub net_benefit: f64,
+    pub worthwhile: bool,
+    pub verdict: String,
+}
+
+/// Calls per second of some fingerprints (for one tenant or all) measured
+/// recently, if known.
+pub type RecentRate = dyn Fn(&[u64], Option<&str>) -> Option<f64> + Sync;
+
+/// The inputs shared by all proposals of one round.
+pub struct Round<'a> {
+    pub tables: &'a [TableFacts],
+    pub uses: &'a Uses,
+    pub tenant_column: &'a str,
+    pub prefix: &'a str,
+    pub horizon: Duration,
+    /// Seconds of traffic the candidates' call counts cover.
+    pub observed_secs: f64,
+    /// Calls per second measured recently, by fingerprint (may be empty).
+    pub recent_rate: &'a RecentRate,
+    /// A connection for EXPLAIN; `hypopg` says whether what-if is possible.
+    pub client: Option<&'a Client>,
+    pub hypopg: bool,
+}
+
+/// Turn a candidate into a costed proposal.
+pub async fn propose(round: &Round<'_>, c: &Candidate) -> Option<Proposal> {
+    let table = round.tables.iter().find(|t| t.label() == c.table)?;
+    let keys: Vec<IndexKey> = c
+        .keys
+        .iter()
+        .map(|k| match table.column(k) {
+            Some(_) => IndexKey::Column(k.clone()),
+            None => IndexKey::Expression(k.clone()),
+        })
+        .collect();
+    let spec = IndexSpec {
+        schema: table.schema.clone(),
+        table: table.name.clone(),
+        keys,
+        predicate: c.tenant.as_ref().map(|t| Predicate {
+            column: round.tenant_column.to_string(),
+            value: t.clone(),
+        }),
+    };
+    let index_name = ddl::index_name(round.prefix, &c.table, &c.keys, c.tenant.as_deref());
+    let ddl_text = ddl::create_sql(&spec, &index_name);
+    let fingerprints = round.uses.serving(&c.table, &c.keys, round.tenant_column);
+    let averaged = c.evidence.calls as f64 / round.observed_secs.max(1.0);
+    let recent = (round.recent_rate)(&fingerprints, c.tenant.as_deref()).unwrap_or(0.0);
+    let calls_per_sec = averaged.max(recent);
+    let width: f64 = c
+        .keys
+        .iter()
+        .map(|k| {
+            table
+                .column(k)
+                .map_or(EXPRESSION_WIDTH, |col| col.avg_width.max(4.0))
+        })
+        .sum();
+    let partial_share = match &c.tenant {
+        Some(t) => tenant_share(table, round.tenant_column, t),
+        None => 1.0,
+    };
+    let inputs = CostInputs {
+        table_rows: table.rows,
+        table_pages: table.pages,
+        selectivity: c.evidence.selectivity,
+        calls_per_sec,
+        writes_per_sec: table.writes_per_sec * partial_share,
+        index_width_bytes: width,
+    };
+    let estimate = cost::estimate(&inputs, round.horizon.as_secs_f64());
+    let mut estimated_bytes =
+        (table.rows * partial_share * (width + 16.0) / 0.9).round() as i64 + 8192;
+    let mut planner = None;
+    let mut plan_cost_now = None;
+    let mut planner_note = None;
+    let statement = fingerprints
+        .iter()
+        .find_map(|fp| round.uses.text(*fp).map(|t| (*fp, t.to_string())));
+    if let (Some(client), Some((fp, text))) = (round.client, statement) {
+        if round.hypopg {
+            match whatif::what_if(client, &text, &spec).await {
+                Ok(w) => {
+                    estimated_bytes = w.estimated_bytes.max(8192);
+                    planner = Some(PlannerCheck {
+                        fingerprint: format!("{fp:016x}"),
+                        statement: text,
+                        cost_before: w.before,
+                        cost_after: w.after,
+                        uses_index: w.uses_index,
+                        estimated_bytes: w.estimated_bytes,
+                    });
+                }
+                Err(e) => planner_note = Some(format!("what-if failed: {e}")),
+            }
+        } else {
+            match whatif::plan(client, &text).await {
+                Ok(p) => plan_cost_now = Some(p.total),
+                Err(e) => planner_note = Some(format!("EXPLAIN failed: {e}")),
+            }
+        }
+    }
+    let horizon = round.horizon.as_secs_f64();
+    let (net_benefit, worthwhile, verdict) = match &planner {
+        Some(p) if !p.uses_index => (
+            0.0,
+            false,
+            "the planner would not use this index (HypoPG what-if)".to_string(),
+        ),
+        Some(p) => {
+            let saving = cost::planner_saving(p.cost_before, p.cost_after, calls_per_sec, horizon);
+            let net = saving - estimate.write_overhead_per_sec * horizon - estimate.build_cost;
+            (net, net > 0.0, verdict_text(net, "planner (HypoPG)"))
+        }
+        None => (
+            estimate.net_benefit,
+            estimate.worthwhile,
+            verdict_text(estimate.net_benefit, "estimate"),
+        ),
+    };
+    Some(Proposal {
+        candidate: c.clone(),
+        schema: table.schema.clone(),
+        table_name: table.name.clone(),
+        spec,
+        index_name,
+        ddl: ddl_text,
+        fingerprints: fingerprints.iter().map(|f| format!("{f:016x}")).collect(),
+        fingerprint_ids: fingerprints,
+        calls_per_sec,
+        writes_per_sec: inputs.writes_per_sec,
+        estimate,
+        planner,
+        plan_cost_now,
+        planner_note,
+        estimated_bytes,
+        net_benefit,
+        worthwhile,
+        verdict,
+    })
+}
+
+fn verdict_text(net: f64, source: &str) -> String {
+    if net > 0.0 {
+        format!("worth it: saves {net:.0} cost units net over the horizon ({source})")
+    } else {
+        format!(
+            "not worth it: build + write overhead exceed the saving by {:.0} cost units ({source})",
+            -net
+        )
+    }
+}
+
+/// The share of a table's rows belonging to `tenant`, from the tenant
+/// column's most common values (else one over its distinct count).
+fn tenant_share(table: &TableFacts, tenant_column: &str, tenant: &str) -> f64 {
+    let Some(col) = table.column(tenant_column) else {
+        return 1.0;
+    };
+    if let Some((_, f)) = col.most_common.iter().find(|(v, _)| v == tenant) {
+        return *f;
+    }
+    let distinct = col.distinct(table.rows);
+    if distinct > 0.0 {
+        1.0 / distinct
+    } else {
+        1.0
+    }
+}
+
+/// The label a [`CandidateKind`] gets in evidence and output.
+pub fn kind_label(kind: CandidateKind) -> &'static str {
+    match kind {
+        CandidateKind::Single => "single",
+        CandidateKind::TenantComposite => "tenant_composite",
+        CandidateKind::TenantPartial => "tenant_partial",
+        CandidateKind::Expression => "expression",
+    }
+}
