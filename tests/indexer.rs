@@ -1,11 +1,18 @@
 //! Issue 4 end to end: traffic through the proxy makes the leader build,
-//! verify, keep or revert indexes, every step in the mutation log.
+//! verify, keep, revert or drop indexes, every step in the mutation log.
 mod common;
 
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use common::*;
 use indexpilot::pg::{PgOptions, TestPg};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_postgres::Client;
+
+/// Rows `seed` puts in `contacts`; the traffic helpers look up existing ones.
+const ROWS: u32 = 20_000;
 
 /// Settings that make the indexer decide within seconds in tests.
 fn fast<'a>(dsn: &'a str, mode: &'a str) -> Vec<(&'a str, &'a str)> {
@@ -22,6 +29,14 @@ fn fast<'a>(dsn: &'a str, mode: &'a str) -> Vec<(&'a str, &'a str)> {
     ]
 }
 
+/// `RUST_LOG=indexpilot=info` shows the indexer's decisions.
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 fn seed(pg: &TestPg, rows: u32) {
     pg.psql(&format!(
         "create table contacts (id serial primary key, tenant_id int not null, email text,
@@ -34,47 +49,178 @@ fn seed(pg: &TestPg, rows: u32) {
     .unwrap();
 }
 
+/// The i-th lookup value of a column `seed` filled (always an existing row).
+fn email(i: u32) -> String {
+    format!("user{}@example.org", i.wrapping_mul(7919) % ROWS + 1)
+}
+
+fn phone(i: u32) -> String {
+    format!("+1555{}", i.wrapping_mul(7919) % ROWS + 1)
+}
+
 /// Our indexes as `name|indexdef` lines.
 fn our_indexes(pg: &TestPg) -> Vec<String> {
-    pg.psql(
+    lines(
+        pg,
         "select indexname || '|' || indexdef from pg_indexes
           where indexname like 'indexpilot\\_%' order by 1",
     )
-    .unwrap_or_default()
-    .lines()
-    .map(str::to_string)
-    .collect()
+}
+
+fn lines(pg: &TestPg, sql: &str) -> Vec<String> {
+    pg.psql(sql)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 fn log(pg: &TestPg, columns: &str, filter: &str) -> Vec<String> {
-    pg.psql(&format!(
-        "select {columns} from indexpilot.mutation_log where {filter} order by id"
-    ))
-    .unwrap_or_default()
-    .lines()
-    .map(str::to_string)
-    .collect()
+    lines(
+        pg,
+        &format!("select {columns} from indexpilot.mutation_log where {filter} order by id"),
+    )
 }
 
-async fn wait_log(pg: &TestPg, what: &str, filter: &str, deadline: Duration) -> Vec<String> {
-    let end = std::time::Instant::now() + deadline;
-    loop {
-        let rows = log(
-            pg,
-            "id || '|' || coalesce(parent_id::text, '') || '|' || outcome || '|' || reason",
-            filter,
-        );
-        if !rows.is_empty() {
-            return rows;
+/// The whole log, one readable line per entry, for failure messages.
+fn dump(pg: &TestPg) -> Vec<String> {
+    log(
+        pg,
+        "id || ' ' || kind || ' parent=' || coalesce(parent_id::text, '-') || ' '
+           || coalesce(index_name, '') || ' [' || outcome || '] ' || reason || ' proxy=' || proxy",
+        "true",
+    )
+}
+
+/// Ids of the entries matching `filter`, oldest first.
+fn ids(pg: &TestPg, filter: &str) -> Vec<i64> {
+    log(pg, "id", filter)
+        .iter()
+        .map(|id| id.parse().unwrap())
+        .collect()
+}
+
+/// One column of the entry `id`.
+fn field(pg: &TestPg, id: i64, column: &str) -> String {
+    log(pg, &format!("coalesce({column}::text, '')"), &format!("id = {id}"))
+        .pop()
+        .unwrap_or_default()
+}
+
+fn evidence(pg: &TestPg, id: i64) -> Value {
+    serde_json::from_str(&field(pg, id, "evidence")).unwrap()
+}
+
+/// Runs `sql` (one text parameter, the i-th from `value`) round-robin over
+/// `clients` until `done` yields; panics with the mutation log after
+/// `deadline`.
+async fn drive<T>(
+    pg: &TestPg,
+    clients: &[&Client],
+    sql: &str,
+    value: fn(u32) -> String,
+    deadline: Duration,
+    mut done: impl FnMut() -> Option<T>,
+) -> T {
+    let mut statements = Vec::new();
+    for c in clients {
+        statements.push(c.prepare(sql).await.unwrap());
+    }
+    let started = Instant::now();
+    let mut checked = Instant::now();
+    for i in 0u32.. {
+        let n = i as usize % clients.len();
+        let rows = clients[n].query(&statements[n], &[&value(i)]).await.unwrap();
+        assert_eq!(rows.len(), 1, "{sql}");
+        if checked.elapsed() < Duration::from_millis(150) {
+            continue;
+        }
+        checked = Instant::now();
+        if let Some(t) = done() {
+            return t;
         }
         assert!(
-            std::time::Instant::now() < end,
-            "{what}: nothing in the mutation log matching {filter}; log: {:#?}",
-            log(
-                pg,
-                "kind || ' ' || coalesce(index_name, '') || ' ' || outcome || ' ' || reason",
-                "true"
-            )
+            started.elapsed() < deadline,
+            "still waiting after {deadline:?} of `{sql}`; log: {:#?}",
+            dump(pg)
+        );
+    }
+    unreachable!("u32 traffic exhausted")
+}
+
+/// `Some(ids)` once the log has an entry matching `filter`.
+fn logged(pg: &TestPg, filter: &str) -> Option<Vec<i64>> {
+    Some(ids(pg, filter)).filter(|ids| !ids.is_empty())
+}
+
+/// Polls the log without traffic.
+async fn wait_log(pg: &TestPg, filter: &str, deadline: Duration) -> Vec<i64> {
+    let started = Instant::now();
+    loop {
+        if let Some(found) = logged(pg, filter) {
+            return found;
+        }
+        assert!(
+            started.elapsed() < deadline,
+            "nothing matching {filter} after {deadline:?}; log: {:#?}",
+            dump(pg)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs the `indexpilot` binary; its stdout, asserting success.
+fn cli(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_indexpilot"))
+        .args(args)
+        .output()
+        .expect("run indexpilot");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "indexpilot {args:?}: {}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+async fn http_get(port: u16, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+/// The sum of a metric's samples over all its label sets, if present.
+fn metric(exposition: &str, name: &str) -> Option<f64> {
+    let samples: Vec<f64> = exposition
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!samples.is_empty()).then(|| samples.iter().sum())
+}
+
+/// Polls /metrics until `metric` satisfies `ok`.
+async fn wait_metric(port: u16, name: &str, ok: impl Fn(f64) -> bool) -> String {
+    let started = Instant::now();
+    loop {
+        let body = http_get(port, "/metrics").await;
+        if metric(&body, name).is_some_and(&ok) {
+            return body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{name} never reached the expected value; /metrics: {body}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -82,10 +228,7 @@ async fn wait_log(pg: &TestPg, what: &str, filter: &str, deadline: Duration) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_column_gets_an_index_cold_one_does_not_and_it_is_kept() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    init_tracing();
     let pg = start_pg(PgOptions::default());
     seed(&pg, 60_000);
     let dsn = pg.url();
@@ -148,5 +291,215 @@ async fn hot_column_gets_an_index_cold_one_does_not_and_it_is_kept() {
         "kind = 'create'",
     );
     assert!(evidence[0].parse::<u64>().unwrap() >= 30, "{evidence:?}");
-    let _ = wait_log;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advise_records_a_recommendation_and_builds_nothing() {
+    init_tracing();
+    let pg = start_pg(PgOptions::default());
+    seed(&pg, ROWS);
+    let dsn = pg.url();
+    let proxy = start_proxy(&pg, &fast(&dsn, "advise")).await;
+    let client = connect(&proxy.conninfo(&pg)).await.unwrap();
+    let recommended = |column: &str| {
+        format!("kind = 'advise' and outcome = 'recommended' and columns = array['{column}']")
+    };
+    let by_email = "select id, note from contacts where email = $1";
+    let first = drive(&pg, &[&client], by_email, email, Duration::from_secs(30), || {
+        logged(&pg, &recommended("email"))
+    })
+    .await;
+    assert_eq!(first.len(), 1, "{:#?}", dump(&pg));
+    let ddl = field(&pg, first[0], "ddl");
+    assert!(
+        ddl.starts_with("CREATE INDEX CONCURRENTLY") && ddl.contains(r#"ON "public"."contacts" ("email")"#),
+        "{ddl}"
+    );
+    let proposal = &evidence(&pg, first[0])["proposal"];
+    assert_eq!(proposal["worthwhile"], true, "{proposal:#}");
+    assert_eq!(proposal["ddl"].as_str(), Some(ddl.as_str()), "{proposal:#}");
+    assert!(proposal["candidate"]["evidence"]["calls"].as_u64().unwrap() >= 30);
+    assert!(!proposal["fingerprints"].as_array().unwrap().is_empty());
+    // A second hot pattern proves more rounds ran; neither is recorded twice.
+    let by_phone = "select id from contacts where phone = $1";
+    drive(&pg, &[&client], by_phone, phone, Duration::from_secs(30), || {
+        logged(&pg, &recommended("phone"))
+    })
+    .await;
+    drive(&pg, &[&client], by_email, email, Duration::from_secs(30), || {
+        let more = ids(&pg, "kind = 'advise'");
+        assert_eq!(more.len(), 2, "duplicated advice: {:#?}", dump(&pg));
+        // About six rounds at indexer.interval = 300ms.
+        (first_seen_elapsed(&pg, first[0]) > 2.0).then_some(())
+    })
+    .await;
+    assert!(our_indexes(&pg).is_empty(), "{:?}", our_indexes(&pg));
+    assert!(log(&pg, "id", "kind <> 'advise'").is_empty(), "{:#?}", dump(&pg));
+    assert_eq!(
+        lines(&pg, "select count(*) from pg_indexes where tablename = 'contacts'"),
+        ["1"]
+    );
+
+    let text = cli(&["advise", "--dsn", &dsn, "--set", "indexer.min_calls=30"]);
+    assert!(text.contains("RECOMMEND contacts (email)"), "{text}");
+    assert!(text.contains("RECOMMEND contacts (phone)"), "{text}");
+    assert!(text.contains(&format!("ddl:      {ddl};")), "{text}");
+    let json = cli(&["advise", "--dsn", &dsn, "--set", "indexer.min_calls=30", "--json"]);
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["hypopg"], false);
+    let proposals = json["proposals"].as_array().unwrap();
+    let emails: Vec<&Value> = proposals
+        .iter()
+        .filter(|p| p["candidate"]["keys"] == serde_json::json!(["email"]))
+        .collect();
+    assert_eq!(emails.len(), 1, "{json:#}");
+    assert_eq!(emails[0]["ddl"].as_str(), Some(ddl.as_str()));
+    assert_eq!(emails[0]["worthwhile"], true);
+}
+
+/// Seconds since the entry `id` was recorded (the database's clock).
+fn first_seen_elapsed(pg: &TestPg, id: i64) -> f64 {
+    field(pg, id, "extract(epoch from now() - at)")
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn useless_index_is_reverted_with_a_record_pointing_at_its_create() {
+    init_tracing();
+    let pg = start_pg(PgOptions::default());
+    seed(&pg, ROWS);
+    let dsn = pg.url();
+    let proxy = start_proxy(&pg, &fast(&dsn, "apply")).await;
+    let client = connect(&proxy.conninfo(&pg)).await.unwrap();
+    // The sleep dwarfs the scan (~1-2 ms), so the index cannot reach 1.2x.
+    let slow = "select id, pg_sleep(0.03)::text from contacts where email = $1";
+    let reverts = drive(&pg, &[&client], slow, email, Duration::from_secs(45), || {
+        logged(&pg, "kind = 'revert'")
+    })
+    .await;
+    assert_eq!(reverts.len(), 1, "{:#?}", dump(&pg));
+    let revert = reverts[0];
+    let creates = ids(&pg, "kind = 'create' and outcome = 'built'");
+    assert_eq!(creates.len(), 1, "{:#?}", dump(&pg));
+    let create = creates[0];
+    assert_eq!(field(&pg, revert, "parent_id"), create.to_string());
+    assert_eq!(field(&pg, revert, "outcome"), "dropped");
+    let name = field(&pg, create, "index_name");
+    assert_eq!(field(&pg, revert, "index_name"), name);
+    assert!(
+        field(&pg, revert, "ddl").starts_with("DROP INDEX CONCURRENTLY"),
+        "{:#?}",
+        dump(&pg)
+    );
+    let verdict = evidence(&pg, revert);
+    assert!(
+        verdict["measured_gain"].as_f64().unwrap() < 1.2,
+        "{verdict:#}"
+    );
+    assert!(ids(&pg, "kind = 'keep'").is_empty(), "{:#?}", dump(&pg));
+    assert!(our_indexes(&pg).is_empty(), "{:?}", our_indexes(&pg));
+
+    let timeline = cli(&["lineage", "--dsn", &dsn]);
+    let lines: Vec<&str> = timeline.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains(&format!("#{create} create")))
+        .unwrap_or_else(|| panic!("no create #{create}:\n{timeline}"));
+    let child = lines.get(at + 1).copied().unwrap_or_default();
+    assert!(
+        child.starts_with("  └ ") && child.contains(&format!("#{revert} revert")),
+        "the revert is not beneath its create:\n{timeline}"
+    );
+    assert!(child.contains(&name) && child.contains("[dropped]"), "{timeline}");
+    let json: Value = serde_json::from_str(&cli(&["lineage", "--dsn", &dsn, "--json"])).unwrap();
+    let entry = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == revert)
+        .unwrap();
+    assert_eq!(entry["parent_id"], create);
+    assert_eq!(entry["kind"], "revert");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_hitting_lock_timeout_leaves_no_invalid_index() {
+    init_tracing();
+    let pg = start_pg(PgOptions::default());
+    seed(&pg, ROWS);
+    let dsn = pg.url();
+    // Direct to PostgreSQL: conflicts with CREATE INDEX CONCURRENTLY, not
+    // with the SELECTs relayed by the proxy.
+    let holder = connect(&dsn).await.unwrap();
+    holder
+        .batch_execute("begin; lock table contacts in share update exclusive mode")
+        .await
+        .unwrap();
+    let mut settings = fast(&dsn, "apply");
+    settings.push(("indexer.lock_timeout", "200ms"));
+    let proxy = start_proxy(&pg, &settings).await;
+    let client = connect(&proxy.conninfo(&pg)).await.unwrap();
+    let by_email = "select id, note from contacts where email = $1";
+    let failed = drive(&pg, &[&client], by_email, email, Duration::from_secs(30), || {
+        logged(&pg, "kind = 'create'")
+    })
+    .await;
+    assert_eq!(failed.len(), 1, "{:#?}", dump(&pg));
+    assert_eq!(field(&pg, failed[0], "outcome"), "failed: lock_timeout");
+    let evidence = evidence(&pg, failed[0]);
+    assert!(evidence["error"].as_str().is_some(), "{evidence:#}");
+    assert_eq!(
+        lines(&pg, "select count(*) from pg_index where not indisvalid"),
+        ["0"]
+    );
+    assert!(our_indexes(&pg).is_empty(), "{:?}", our_indexes(&pg));
+    // Backed off: a few more rounds of traffic build nothing.
+    drive(&pg, &[&client], by_email, email, Duration::from_secs(10), || {
+        (first_seen_elapsed(&pg, failed[0]) > 1.5).then_some(())
+    })
+    .await;
+    assert_eq!(ids(&pg, "kind = 'create'"), failed, "{:#?}", dump(&pg));
+    holder.batch_execute("rollback").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_blocked_by_an_open_writer_leaves_no_invalid_index() {
+    init_tracing();
+    let pg = start_pg(PgOptions::default());
+    seed(&pg, ROWS);
+    let dsn = pg.url();
+    // An open write transaction: CREATE INDEX CONCURRENTLY gets its lock,
+    // creates the (INVALID) index, then times out waiting for this writer.
+    let writer = connect(&dsn).await.unwrap();
+    writer
+        .batch_execute("begin; insert into contacts (tenant_id, email) values (1, 'w@x.org')")
+        .await
+        .unwrap();
+    let mut settings = fast(&dsn, "apply");
+    settings.push(("indexer.lock_timeout", "200ms"));
+    let proxy = start_proxy(&pg, &settings).await;
+    let client = connect(&proxy.conninfo(&pg)).await.unwrap();
+    let by_email = "select id, note from contacts where email = $1";
+    let failed = drive(&pg, &[&client], by_email, email, Duration::from_secs(30), || {
+        logged(&pg, "kind = 'create'")
+    })
+    .await;
+    assert_eq!(field(&pg, failed[0], "outcome"), "failed: lock_timeout");
+    writer.batch_execute("rollback").await.unwrap();
+    // The drop of the INVALID index may itself time out behind the writer;
+    // once the writer is gone, the leader must not leave it behind.
+    let invalid = "select indexrelid::regclass::text from pg_index where not indisvalid";
+    let started = Instant::now();
+    while !lines(&pg, invalid).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "INVALID index left 15 s after the writer ended: {:?}; log: {:#?}",
+            lines(&pg, invalid),
+            dump(&pg)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let cleanups = ids(&pg, "kind = 'cleanup' and outcome = 'dropped'");
+    assert_eq!(cleanups.len(), 1, "{:#?}", dump(&pg));
 }
