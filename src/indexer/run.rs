@@ -199,6 +199,9 @@ struct Leader {
     creates: HashMap<String, i64>,
     recorded: HashMap<(String, String), Instant>,
     backoff: HashMap<String, Instant>,
+    /// Indexes reverted or dropped recently: not proposed again for a day,
+    /// so that a pattern whose index did not pay off does not flap.
+    reverted: HashMap<String, Instant>,
 }
 
 impl Leader {
@@ -217,6 +220,7 @@ impl Leader {
             creates: HashMap::new(),
             recorded: HashMap::new(),
             backoff: HashMap::new(),
+            reverted: HashMap::new(),
         }
     }
 
@@ -308,6 +312,23 @@ impl Leader {
             .await?
         {
             self.creates.insert(r.get(0), r.get(1));
+        }
+        for r in client
+            .query(
+                &format!(
+                    "select index_name, extract(epoch from now() - max(at))::float8
+                       from {s}.mutation_log
+                      where kind in ('revert', 'drop') and index_name is not null
+                        and at > now() - interval '1 day'
+                      group by 1"
+                ),
+                &[],
+            )
+            .await?
+        {
+            let age = Duration::from_secs_f64(r.get::<_, f64>(1).max(0.0));
+            let at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+            self.reverted.insert(r.get(0), at);
         }
         for r in client
             .query(
@@ -448,6 +469,10 @@ impl Leader {
                 .iter()
                 .any(|t| t.indexes.iter().any(|i| i.name == name));
             let waiting = self.pending.iter().any(|p| p.index_name == name)
+                || self
+                    .reverted
+                    .get(&name)
+                    .is_some_and(|t| t.elapsed() < RERECORD_AFTER)
                 || self
                     .backoff
                     .get(&name)
@@ -790,6 +815,7 @@ impl Leader {
                 let outcome = match &dropped {
                     Ok(()) => {
                         metrics::counter!(m::INDEXES_REVERTED_TOTAL).increment(1);
+                        self.reverted.insert(p.index_name.clone(), Instant::now());
                         "dropped".to_string()
                     }
                     Err(e) => {
@@ -859,6 +885,7 @@ impl Leader {
                 let outcome = match &dropped {
                     Ok(()) => {
                         metrics::counter!(m::INDEXES_DROPPED_TOTAL).increment(1);
+                        self.reverted.insert(i.name.clone(), Instant::now());
                         "dropped".to_string()
                     }
                     Err(e) => format!("drop failed: {}", e.kind()),

@@ -124,7 +124,8 @@ async fn explain_prepared(
     client
         .batch_execute(
             "set local plan_cache_mode = force_generic_plan;
-             set local statement_timeout = '5s'",
+             set local statement_timeout = '5s';
+             set local lock_timeout = '1s'",
         )
         .await?;
     // The extended protocol lets the server refuse a second statement.

@@ -89,14 +89,18 @@ impl Ring {
             .all(|&(id, _, _)| id == u64::MAX || id < oldest_kept)
     }
 
-    /// What was recorded in the slices that lie wholly inside `[from, to)`
-    /// and are still remembered.
+    /// What was recorded after the slice holding `from` (which may hold
+    /// earlier calls) up to and including the slice holding `to`, as far as
+    /// still remembered. With `to` = now, that last slice holds only calls
+    /// up to now: before a build, all of them are "before".
     pub fn between(&self, resolution: Resolution, from: SystemTime, to: SystemTime) -> Measured {
-        let first = resolution.slice_of(from) + 1; // the slice holding `from` is partial
-        let last = resolution.slice_of(to); // exclusive: the slice holding `to` is partial
+        let last = resolution.slice_of(to);
+        // Slots older than the ring's span before `to` are stale leftovers.
+        let oldest = last.saturating_sub(self.slots.len() as u64 - 1);
+        let first = (resolution.slice_of(from) + 1).max(oldest);
         let mut out = Measured::default();
         for &(id, calls, total) in self.slots.iter() {
-            if id != u64::MAX && id >= first && id < last {
+            if id != u64::MAX && id >= first && id <= last {
                 out.add(Measured {
                     calls: u64::from(calls),
                     total_us: total,
@@ -130,16 +134,16 @@ mod tests {
         assert_eq!(m.calls, 3);
         assert_eq!(m.total_us, 6000);
         assert!((m.mean_ms() - 2.0).abs() < 1e-9);
-        // Partial slices at both ends are left out.
+        // The slice holding `from` is left out, the one holding `to` counts.
         let m = ring.between(
             r,
             t0 + Duration::from_millis(500),
             t0 + Duration::from_millis(2500),
         );
-        assert_eq!(m.calls, 1);
+        assert_eq!(m.calls, 2);
         // Ten seconds on, the ring has wrapped: the old slices are gone.
         ring.record(r, t0 + Duration::from_secs(10), 7);
-        let m = ring.between(r, t0 - Duration::from_secs(1), t0 + Duration::from_secs(20));
+        let m = ring.between(r, t0 - Duration::from_secs(1), t0 + Duration::from_secs(11));
         assert_eq!(
             m,
             Measured {

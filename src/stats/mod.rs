@@ -252,8 +252,9 @@ impl Stats {
         self
     }
 
-    /// Calls and summed latency of `fingerprints` in `[from, to)`, for one
-    /// tenant or (None) all of them, as far back as the rings remember.
+    /// Calls and summed latency of `fingerprints` from `from` to `to`
+    /// (normally now; see [`Ring::between`]), for one tenant or (None) all
+    /// of them, as far back as the rings remember.
     pub fn measured(
         &self,
         fingerprints: &[u64],
