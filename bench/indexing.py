@@ -3,6 +3,7 @@
 
   indexing.py trial DIR STARTED   one trial -> one JSON line on stdout
   indexing.py report TRIALS.jsonl all trials -> Markdown table (medians)
+  indexing.py writecost COST.jsonl TRIALS.jsonl   what an index on events.code costs
 
 pgbench -l lines: client tx latency_us script_no epoch_s epoch_us.
 """
@@ -116,6 +117,36 @@ def report(path):
     )
 
 
+def writecost(path, trials_path):
+    trials = [json.loads(line) for line in open(trials_path) if line.strip()]
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    by = {k: [r for r in rows if r["index"] == k] for k in ("without", "with")}
+    tps = {k: statistics.median(r["update_tps"] for r in v) for k, v in by.items()}
+    read = {k: statistics.median(r["read_ms"] for r in v) for k, v in by.items()}
+    print("events.code measured directly (no proxy), medians of 2 alternating rounds:")
+    print()
+    print("| index on events.code | UPDATE tps (2 clients) | read latency (ms, 1 client) |")
+    print("|---|---:|---:|")
+    for k in ("without", "with"):
+        print(f"| {k} | {tps[k]:.0f} | {read[k]:.3f} |")
+    print()
+    print(
+        f"With the index: updates {100 * (tps['with'] / tps['without'] - 1):+.1f}%, "
+        f"reads {read['without'] / read['with']:.1f}x faster."
+    )
+    reads = median(trials, "events_reads_per_s")
+    writes = median(trials, "events_writes_per_s")
+    if reads is not None and writes is not None:
+        saved = reads * (read["without"] - read["with"])
+        # 2 clients: each UPDATE holds a backend for 2 / tps seconds.
+        added = writes * (2 / tps["with"] - 2 / tps["without"]) * 1000
+        print(
+            f"At the trials' median rates ({reads} reads/s, {writes} writes/s) it would save "
+            f"{saved:.1f} ms/s of reads and add {added:.1f} ms/s to writes: "
+            f"{'leaving it alone was right' if added > saved else 'it would have paid off'}."
+        )
+
+
 def fmt(v):
     return "-" if v is None else f"{v:.3f}"
 
@@ -123,5 +154,7 @@ def fmt(v):
 if __name__ == "__main__":
     if sys.argv[1] == "trial":
         trial(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "writecost":
+        writecost(sys.argv[2], sys.argv[3])
     else:
         report(sys.argv[2])

@@ -202,6 +202,9 @@ struct Leader {
     /// Indexes reverted or dropped recently: not proposed again for a day,
     /// so that a pattern whose index did not pay off does not flap.
     reverted: HashMap<String, Instant>,
+    /// Failed builds whose INVALID index could not be dropped yet, by name:
+    /// the create record the cleanup will point at.
+    failed_creates: HashMap<String, i64>,
 }
 
 impl Leader {
@@ -221,6 +224,7 @@ impl Leader {
             recorded: HashMap::new(),
             backoff: HashMap::new(),
             reverted: HashMap::new(),
+            failed_creates: HashMap::new(),
         }
     }
 
@@ -236,25 +240,10 @@ impl Leader {
         Ok(lineage::record(client, self.schema(), &m, &self.proxy_id).await?)
     }
 
-    /// Clean up what a previous leader may have left: INVALID indexes of
-    /// ours (an interrupted build), builds not yet verified, the hour's
-    /// build count.
+    /// Pick up what a previous leader left: builds not yet verified, recent
+    /// reverts, the hour's build count. (INVALID indexes an interrupted
+    /// build left are swept at the start of every round.)
     async fn take_over(&mut self, client: &Client) -> Result<(), IndexerError> {
-        for name in ddl::cleanup_invalid(client, &self.ix().index_prefix).await? {
-            let m = Mutation {
-                parent_id: None,
-                kind: Kind::Cleanup,
-                tenant: None,
-                table: None,
-                columns: Vec::new(),
-                index_name: Some(name.clone()),
-                ddl: None,
-                reason: "INVALID index of ours (an interrupted build) dropped on takeover".into(),
-                evidence: json!({}),
-                outcome: "dropped".into(),
-            };
-            self.record(client, m).await?;
-        }
         let s = quote_ident(self.schema());
         let rows = client
             .query(
@@ -350,6 +339,7 @@ impl Leader {
         let prefix = self.ix().index_prefix.clone();
         let mut tables = catalog::load(client, &prefix, self.schema()).await?;
         let rates_known = self.update_write_rates(&mut tables);
+        self.sweep_invalid(client, &tables).await?;
         self.verify(client).await?;
         self.drop_unused(client, &tables).await?;
         if !rates_known {
@@ -365,6 +355,48 @@ impl Leader {
         let pending = self.act(client, &tables, proposals).await?;
         metrics::gauge!(m::RECOMMENDATIONS_PENDING).set(pending as f64);
         metrics::gauge!(m::LAST_DECISION_TIMESTAMP_SECONDS).set(unix_now());
+        Ok(())
+    }
+
+    /// Drop INVALID indexes of ours (no build is in flight between rounds):
+    /// those a failed build could not drop at once, because the same
+    /// transaction that made it time out still held the table.
+    async fn sweep_invalid(
+        &mut self,
+        client: &Client,
+        tables: &[TableFacts],
+    ) -> Result<(), IndexerError> {
+        let ix = self.config.indexer.clone();
+        for t in tables {
+            for i in t.indexes.iter().filter(|i| i.ours && !i.valid) {
+                let dropped = ddl::drop_index(
+                    client,
+                    &t.schema,
+                    &i.name,
+                    &ix.index_prefix,
+                    ix.lock_timeout,
+                    ix.statement_timeout,
+                )
+                .await;
+                if let Err(e) = dropped {
+                    tracing::debug!(index = %i.name, error = %e, "INVALID index not dropped yet; retrying next round");
+                    continue;
+                }
+                let m = Mutation {
+                    parent_id: self.failed_creates.remove(&i.name),
+                    kind: Kind::Cleanup,
+                    tenant: None,
+                    table: Some(t.label()),
+                    columns: i.keys.clone(),
+                    index_name: Some(i.name.clone()),
+                    ddl: Some(ddl::drop_sql(&t.schema, &i.name)),
+                    reason: "INVALID index left by a failed build dropped".into(),
+                    evidence: json!({ "size_bytes": i.size_bytes }),
+                    outcome: "dropped".into(),
+                };
+                self.record(client, m).await?;
+            }
+        }
         Ok(())
     }
 
@@ -703,6 +735,9 @@ impl Leader {
                     evidence,
                 );
                 let id = self.record(client, m).await?;
+                if !cleaned {
+                    self.failed_creates.insert(p.index_name.clone(), id);
+                }
                 if cleaned {
                     let mut m = proposal_mutation(
                         p,
