@@ -820,7 +820,7 @@ impl Leader {
                 .await?;
             } else if gain >= ix.verify_min_gain {
                 let reason = format!(
-                    "mean latency {:.3} ms -> {:.3} ms ({gain:.1}x >= {:.2}x)",
+                    "mean latency {:.3} ms -> {:.3} ms ({gain:.2}x >= {:.2}x)",
                     p.before.mean_ms(),
                     after.mean_ms(),
                     ix.verify_min_gain
@@ -977,15 +977,31 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// How long `indexpilot advise` samples the tables' write counters.
+const ADVISE_WRITE_SAMPLE: Duration = Duration::from_secs(2);
+
 /// `indexpilot advise`: what the leader would decide now from the
-/// statistics every replica flushed (write rates: averages since the
-/// statistics reset), as text or JSON.
+/// statistics every replica flushed, with write rates sampled over two
+/// seconds, as text or JSON.
 pub async fn advise(config: &Config, json_out: bool) -> Result<String, IndexerError> {
     let dsn = dsn(config).ok_or(IndexerError::NoDsn)?;
     let client = super::leader::connect_plain(&dsn).await?;
     let ix = &config.indexer;
-    let tables = catalog::load(&client, &ix.index_prefix, &config.admin.schema).await?;
+    let schema = &config.admin.schema;
+    let first = catalog::load(&client, &ix.index_prefix, schema).await?;
+    let sampled = Instant::now();
+    tokio::time::sleep(ADVISE_WRITE_SAMPLE).await;
+    let mut tables = catalog::load(&client, &ix.index_prefix, schema).await?;
+    let secs = sampled.elapsed().as_secs_f64();
+    for t in &mut tables {
+        if let Some(before) = first.iter().find(|f| f.label() == t.label()) {
+            t.writes_per_sec = ((t.writes_total - before.writes_total) / secs).max(0.0);
+        }
+    }
     let (span, half_life) = lookback(config);
+    let observed_secs = workload::flushed_secs(&client, schema, span)
+        .await?
+        .unwrap_or(span.as_secs_f64());
     let snapshot = workload::flushed(&client, &config.admin.schema, None, span, half_life).await?;
     let catalog = plan::analyzer_catalog(&tables);
     let mut uses = Uses::default();
@@ -1001,7 +1017,7 @@ pub async fn advise(config: &Config, json_out: bool) -> Result<String, IndexerEr
         tenant_column: &config.analysis.tenant_column,
         prefix: &ix.index_prefix,
         horizon: ix.horizon,
-        observed_secs: span.as_secs_f64(),
+        observed_secs,
         recent_rate: &no_rate,
         client: Some(&client),
         hypopg,

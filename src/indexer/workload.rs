@@ -104,6 +104,28 @@ pub async fn flushed(
     })
 }
 
+/// Seconds of traffic the flushed statistics of the last `span` cover:
+/// from the oldest window's start to now (at least one window).
+pub async fn flushed_secs(
+    client: &Client,
+    schema: &str,
+    span: Duration,
+) -> Result<Option<f64>, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            &format!(
+                "select greatest(extract(epoch from now() - min(window_start))::float8,
+                                 max(window_seconds)::float8)
+                   from {}.filter_stats
+                  where window_start >= now() - make_interval(secs => $1::float8)",
+                quote_ident(schema)
+            ),
+            &[&span.as_secs_f64()],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// Statement texts (normalized) by fingerprint, every one ever flushed.
 pub async fn texts(
     client: &Client,
