@@ -540,15 +540,16 @@ impl Leader {
                     .await?;
                 continue;
             }
-            let blocked = if built {
-                Some("one build at a time: next round".to_string())
-            } else {
-                self.blocked(tables, &p)
-            };
-            match blocked {
-                Some(why) => {
+            if built {
+                // One build at a time: the rest wait for the next round.
+                waiting += 1;
+                continue;
+            }
+            match self.blocked(tables, &p) {
+                Some((kind, why)) => {
                     waiting += 1;
-                    self.note(client, &p, "deferred", &why).await?;
+                    self.note(client, &p, &format!("deferred: {kind}"), &why)
+                        .await?;
                 }
                 None => {
                     built = true;
@@ -560,12 +561,16 @@ impl Leader {
     }
 
     /// Why a worthwhile build may not start now (build windows, budgets).
-    fn blocked(&mut self, tables: &[TableFacts], p: &Proposal) -> Option<String> {
+    /// Returns a bounded kind (`build window`, `budget`) and the details.
+    fn blocked(&mut self, tables: &[TableFacts], p: &Proposal) -> Option<(&'static str, String)> {
         let ix = &self.config.indexer;
         if !ix.build_windows.is_empty() {
             let minute = ((unix_now() as u64 % 86_400) / 60) as u16;
             if !ix.build_windows.iter().any(|w| w.contains(minute)) {
-                return Some("outside the build windows (indexer.build_windows)".into());
+                return Some((
+                    "build window",
+                    "outside the build windows (indexer.build_windows)".into(),
+                ));
             }
         }
         let hour_ago = SystemTime::now() - Duration::from_secs(3600);
@@ -573,18 +578,24 @@ impl Leader {
             self.builds.pop_front();
         }
         if self.builds.len() >= ix.max_builds_per_hour as usize {
-            return Some(format!(
-                "budget: {} builds in the last hour (indexer.max_builds_per_hour)",
-                self.builds.len()
+            return Some((
+                "budget",
+                format!(
+                    "budget: {} builds in the last hour (indexer.max_builds_per_hour)",
+                    self.builds.len()
+                ),
             ));
         }
         let ours = |t: &TableFacts| t.indexes.iter().filter(|i| i.ours && i.valid).count();
         if let Some(t) = tables.iter().find(|t| t.label() == p.candidate.table) {
             if ours(t) >= ix.max_indexes_per_table {
-                return Some(format!(
-                    "budget: {} indexes of ours on {} (indexer.max_indexes_per_table)",
-                    ours(t),
-                    p.candidate.table
+                return Some((
+                    "budget",
+                    format!(
+                        "budget: {} indexes of ours on {} (indexer.max_indexes_per_table)",
+                        ours(t),
+                        p.candidate.table
+                    ),
                 ));
             }
         }
@@ -597,9 +608,12 @@ impl Leader {
         if ix.max_total_index_bytes > 0
             && (total + p.estimated_bytes) as u64 > ix.max_total_index_bytes
         {
-            return Some(format!(
+            return Some((
+                "budget",
+                format!(
                 "budget: {total} bytes of ours + ~{} would exceed indexer.max_total_index_bytes",
                 p.estimated_bytes
+            ),
             ));
         }
         None

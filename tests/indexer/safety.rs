@@ -1,5 +1,6 @@
 //! Builds that must not harm the database: a lock_timeout or an open writer
-//! leaves no INVALID index behind, and identifiers that need quoting.
+//! leaves no INVALID index behind, identifiers that need quoting, and no
+//! build outside the build windows or over budget.
 
 use std::time::Duration;
 
@@ -166,4 +167,56 @@ async fn identifiers_that_need_quoting_are_indexed() {
         [r#"Sales "EU"; Dept"#, r#"Weird "Table"; x"#, "true"]
     );
     assert!(parts[3].contains(r#"("E-mail Address")"#), "{}", parts[3]);
+}
+
+/// A daily UTC range that starts an hour from now and lasts an hour: now is
+/// outside it.
+fn window_not_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let minute = (now % 86_400 / 60) as u32;
+    let at = |m: u32| format!("{:02}:{:02}", m % 1440 / 60, m % 60);
+    format!("{}-{}", at(minute + 60), at(minute + 120))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_windows_and_budgets_defer_builds() {
+    init_tracing();
+    let pg = start_pg(PgOptions::default());
+    seed(&pg, ROWS);
+    let dsn = pg.url();
+    let by_email = "select id, note from contacts where email = $1";
+    let window = window_not_now();
+    let mut settings = fast(&dsn, "apply");
+    settings.push(("indexer.build_windows", &window));
+    let proxy = start_proxy(&pg, &settings).await;
+    let client = connect(&proxy.conninfo(&pg)).await.unwrap();
+    let deferred = drive(&pg, &[&client], by_email, email, Duration::from_secs(30), || {
+        logged(&pg, "kind = 'advise' and outcome = 'deferred: build window'")
+    })
+    .await;
+    assert!(field(&pg, deferred[0], "reason").contains("indexer.build_windows"));
+    assert!(our_indexes(&pg).is_empty(), "{:#?}", dump(&pg));
+    assert!(ids(&pg, "kind = 'create'").is_empty(), "{:#?}", dump(&pg));
+    drop(client);
+    drop(proxy);
+
+    // Inside the window but over budget: no index of ours allowed per table.
+    let mut settings = fast(&dsn, "apply");
+    settings.push(("indexer.max_indexes_per_table", "0"));
+    let proxy = start_proxy(&pg, &settings).await;
+    let client = connect(&proxy.conninfo(&pg)).await.unwrap();
+    let over = drive(&pg, &[&client], by_email, email, Duration::from_secs(30), || {
+        logged(&pg, "kind = 'advise' and outcome = 'deferred: budget'")
+    })
+    .await;
+    assert!(
+        field(&pg, over[0], "reason").contains("indexer.max_indexes_per_table"),
+        "{:#?}",
+        dump(&pg)
+    );
+    assert!(our_indexes(&pg).is_empty(), "{:#?}", dump(&pg));
+    assert!(ids(&pg, "kind = 'create'").is_empty(), "{:#?}", dump(&pg));
 }
