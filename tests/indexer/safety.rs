@@ -193,9 +193,19 @@ async fn build_windows_and_budgets_defer_builds() {
     settings.push(("indexer.build_windows", &window));
     let proxy = start_proxy(&pg, &settings).await;
     let client = connect(&proxy.conninfo(&pg)).await.unwrap();
-    let deferred = drive(&pg, &[&client], by_email, email, Duration::from_secs(30), || {
-        logged(&pg, "kind = 'advise' and outcome = 'deferred: build window'")
-    })
+    let deferred = drive(
+        &pg,
+        &[&client],
+        by_email,
+        email,
+        Duration::from_secs(30),
+        || {
+            logged(
+                &pg,
+                "kind = 'advise' and outcome = 'deferred: build window'",
+            )
+        },
+    )
     .await;
     assert!(field(&pg, deferred[0], "reason").contains("indexer.build_windows"));
     assert!(our_indexes(&pg).is_empty(), "{:#?}", dump(&pg));
@@ -208,9 +218,14 @@ async fn build_windows_and_budgets_defer_builds() {
     settings.push(("indexer.max_indexes_per_table", "0"));
     let proxy = start_proxy(&pg, &settings).await;
     let client = connect(&proxy.conninfo(&pg)).await.unwrap();
-    let over = drive(&pg, &[&client], by_email, email, Duration::from_secs(30), || {
-        logged(&pg, "kind = 'advise' and outcome = 'deferred: budget'")
-    })
+    let over = drive(
+        &pg,
+        &[&client],
+        by_email,
+        email,
+        Duration::from_secs(30),
+        || logged(&pg, "kind = 'advise' and outcome = 'deferred: budget'"),
+    )
     .await;
     assert!(
         field(&pg, over[0], "reason").contains("indexer.max_indexes_per_table"),
