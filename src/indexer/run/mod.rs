@@ -1,0 +1,512 @@
+//! The indexer loop. Every replica runs it; only the leader (see
+//! [`leader`](super::leader)) decides. Each round: read the catalog and the
+//! workload (the leader's live counters plus what other replicas flushed),
+//! verify recent builds, drop long-unused indexes of ours, turn hot
+//! patterns into costed proposals, then record them (`advise`) or build the
+//! best one (`apply`) inside build windows and budgets. Every step is a
+//! lineage record with its numbers.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::candidates::{self, Candidate, Settings};
+use super::catalog;
+use super::ddl;
+use super::leader::Seat;
+use super::lineage::{self, Kind, Mutation};
+use super::model::TableFacts;
+use super::plan::{self, Proposal, Round, Uses};
+use super::whatif;
+use super::workload;
+
+mod act;
+mod advise;
+mod upkeep;
+
+use crate::config::{Config, IndexerConfig, IndexerMode};
+use crate::metrics as m;
+use crate::stats::latency::Measured;
+use crate::stats::{Snapshot, Stats};
+use crate::store::quote_ident;
+pub use advise::advise;
+
+/// How long a build that failed waits before it is tried again.
+const FAILED_BUILD_BACKOFF: Duration = Duration::from_secs(300);
+/// The same recommendation (or refusal) is recorded at most this often.
+const RERECORD_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// Verification waits at most this many windows for enough traffic.
+const VERIFY_PATIENCE: u32 = 5;
+/// Proposals costed per round (hottest first).
+const MAX_PROPOSALS: usize = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexerError {
+    #[error("database error: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Catalog(#[from] catalog::CatalogError),
+    #[error(transparent)]
+    Lineage(#[from] lineage::LineageError),
+    #[error(transparent)]
+    Ddl(#[from] ddl::DdlError),
+    #[error(transparent)]
+    Connect(#[from] crate::stats::flush::FlushError),
+    #[error("no database to read: set indexer.dsn or admin.dsn (or pass --dsn)")]
+    NoDsn,
+}
+
+/// The connection the indexer uses: `indexer.dsn`, else `admin.dsn`.
+pub fn dsn(config: &Config) -> Option<String> {
+    config
+        .indexer
+        .dsn
+        .clone()
+        .or_else(|| config.admin.dsn.clone())
+}
+
+/// Candidate-generation knobs from the configuration.
+pub fn settings(config: &Config) -> Settings {
+    Settings {
+        min_calls: config.indexer.min_calls,
+        min_table_rows: config.indexer.min_table_rows as f64,
+        tenant_column: config.analysis.tenant_column.clone(),
+        max_partial_tenants: config.indexer.max_partial_tenants,
+        partial_share: config.indexer.partial_share,
+    }
+}
+
+/// How far back the statistics reach, and their decay half-life in windows.
+fn lookback(config: &Config) -> (Duration, f64) {
+    let span = config.stats.window * config.stats.windows_kept as u32;
+    (span, (config.stats.windows_kept as f64 / 4.0).max(1.0))
+}
+
+/// Run until `stop`: try to lead every `indexer.interval`; while leading,
+/// run a decision round each time.
+pub async fn run(
+    config: Arc<Config>,
+    stats: Arc<Stats>,
+    proxy_id: String,
+    stop: CancellationToken,
+) {
+    if config.indexer.mode == IndexerMode::Off {
+        return;
+    }
+    let Some(dsn) = dsn(&config) else {
+        warn!(
+            mode = config.indexer.mode.as_str(),
+            "the indexer needs indexer.dsn or admin.dsn; it is not running"
+        );
+        return;
+    };
+    let mut tick = tokio::time::interval(config.indexer.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seat: Option<Seat> = None;
+    let mut leader: Option<Leader> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => break,
+        }
+        if seat.as_ref().is_none_or(Seat::is_closed) {
+            leader = None;
+            metrics::gauge!(m::INDEXER_LEADER).set(0.0);
+            match Seat::connect(&dsn, &config.admin.schema).await {
+                Ok(s) => seat = Some(s),
+                Err(e) => {
+                    warn!(error = %e, "indexer: cannot connect; retrying");
+                    continue;
+                }
+            }
+        }
+        let Some(s) = seat.as_mut() else { continue };
+        match s.try_lead().await {
+            Ok(true) => {}
+            Ok(false) => {
+                leader = None;
+                metrics::gauge!(m::INDEXER_LEADER).set(0.0);
+                continue;
+            }
+            Err(e) => {
+                warn!(error = %e, "indexer: lost the admin connection");
+                seat = None;
+                continue;
+            }
+        }
+        metrics::gauge!(m::INDEXER_LEADER).set(1.0);
+        let l = match leader.as_mut() {
+            Some(l) => l,
+            None => {
+                info!(proxy = %proxy_id, "indexer: this replica is the leader");
+                let mut l = Leader::new(config.clone(), stats.clone(), proxy_id.clone());
+                let taken = tokio::select! {
+                    r = l.take_over(s.client()) => r,
+                    _ = stop.cancelled() => break,
+                };
+                if let Err(e) = taken {
+                    warn!(error = %e, "indexer: taking over failed; retrying");
+                    continue;
+                }
+                leader.insert(l)
+            }
+        };
+        let round = tokio::select! {
+            r = l.round(s.client()) => r,
+            _ = stop.cancelled() => break,
+        };
+        if let Err(e) = round {
+            warn!(error = ?e, "indexer round failed");
+            if s.is_closed() {
+                seat = None;
+            }
+        }
+    }
+    metrics::gauge!(m::INDEXER_LEADER).set(0.0);
+}
+
+/// A build waiting for its verification.
+#[derive(Clone, Debug)]
+struct Pending {
+    create_id: i64,
+    schema: String,
+    table: String,
+    index_name: String,
+    tenant: Option<String>,
+    fingerprints: Vec<u64>,
+    before: Measured,
+    built_at: SystemTime,
+}
+
+/// An index of ours that verification kept, watched for use.
+struct Watched {
+    create_id: i64,
+    scans: i64,
+    since: Instant,
+}
+
+/// The leader's state; rebuilt from the lineage log on takeover.
+struct Leader {
+    config: Arc<Config>,
+    stats: Arc<Stats>,
+    proxy_id: String,
+    started: Instant,
+    uses: Uses,
+    texts_seen: usize,
+    write_samples: HashMap<String, VecDeque<(Instant, f64)>>,
+    builds: VecDeque<SystemTime>,
+    pending: Vec<Pending>,
+    watched: HashMap<String, Watched>,
+    creates: HashMap<String, i64>,
+    recorded: HashMap<(String, String), Instant>,
+    backoff: HashMap<String, Instant>,
+    /// Indexes reverted or dropped recently: not proposed again for a day,
+    /// so that a pattern whose index did not pay off does not flap.
+    reverted: HashMap<String, Instant>,
+    /// Failed builds whose INVALID index could not be dropped yet, by name:
+    /// the create record the cleanup will point at.
+    failed_creates: HashMap<String, i64>,
+}
+
+impl Leader {
+    fn new(config: Arc<Config>, stats: Arc<Stats>, proxy_id: String) -> Leader {
+        Leader {
+            config,
+            stats,
+            proxy_id,
+            started: Instant::now(),
+            uses: Uses::default(),
+            texts_seen: 0,
+            write_samples: HashMap::new(),
+            builds: VecDeque::new(),
+            pending: Vec::new(),
+            watched: HashMap::new(),
+            creates: HashMap::new(),
+            recorded: HashMap::new(),
+            backoff: HashMap::new(),
+            reverted: HashMap::new(),
+            failed_creates: HashMap::new(),
+        }
+    }
+
+    fn ix(&self) -> &IndexerConfig {
+        &self.config.indexer
+    }
+
+    fn schema(&self) -> &str {
+        &self.config.admin.schema
+    }
+
+    async fn record(&self, client: &Client, m: Mutation) -> Result<i64, IndexerError> {
+        Ok(lineage::record(client, self.schema(), &m, &self.proxy_id).await?)
+    }
+
+    /// Pick up what a previous leader left: builds not yet verified, recent
+    /// reverts, the hour's build count. (INVALID indexes an interrupted
+    /// build left are swept at the start of every round.)
+    async fn take_over(&mut self, client: &Client) -> Result<(), IndexerError> {
+        let s = quote_ident(self.schema());
+        let rows = client
+            .query(
+                &format!(
+                    "select c.id, c.index_name, c.tenant, c.evidence::text, c.table_name
+                       from {s}.mutation_log c
+                      where c.kind = 'create' and c.outcome = 'built'
+                        and not exists (select 1 from {s}.mutation_log r
+                                         where r.parent_id = c.id
+                                           and r.kind in ('keep', 'revert', 'drop'))"
+                ),
+                &[],
+            )
+            .await?;
+        let now = SystemTime::now();
+        for r in rows {
+            let evidence: serde_json::Value =
+                serde_json::from_str(&r.get::<_, String>(3)).unwrap_or_default();
+            let before = Measured {
+                calls: evidence["before"]["calls"].as_u64().unwrap_or(0),
+                total_us: evidence["before"]["total_us"].as_u64().unwrap_or(0),
+            };
+            let fingerprints = evidence["proposal"]["fingerprints"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|f| u64::from_str_radix(f.as_str()?, 16).ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.pending.push(Pending {
+                create_id: r.get(0),
+                schema: evidence["proposal"]["schema"]
+                    .as_str()
+                    .unwrap_or("public")
+                    .to_string(),
+                table: r.get::<_, Option<String>>(4).unwrap_or_default(),
+                index_name: r.get::<_, Option<String>>(1).unwrap_or_default(),
+                tenant: r.get(2),
+                fingerprints,
+                before,
+                // The after window starts now: this leader saw nothing earlier.
+                built_at: now,
+            });
+        }
+        for r in client
+            .query(
+                &format!(
+                    "select distinct on (index_name) index_name, id from {s}.mutation_log
+                      where kind = 'create' and outcome = 'built' and index_name is not null
+                      order by index_name, id desc"
+                ),
+                &[],
+            )
+            .await?
+        {
+            self.creates.insert(r.get(0), r.get(1));
+        }
+        for r in client
+            .query(
+                &format!(
+                    "select index_name, extract(epoch from now() - max(at))::float8
+                       from {s}.mutation_log
+                      where kind in ('revert', 'drop') and index_name is not null
+                        and at > now() - interval '1 day'
+                      group by 1"
+                ),
+                &[],
+            )
+            .await?
+        {
+            let age = Duration::from_secs_f64(r.get::<_, f64>(1).max(0.0));
+            let at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+            self.reverted.insert(r.get(0), at);
+        }
+        for r in client
+            .query(
+                &format!(
+                    "select at from {s}.mutation_log
+                      where kind = 'create' and at > now() - interval '1 hour' order by at"
+                ),
+                &[],
+            )
+            .await?
+        {
+            self.builds.push_back(r.get(0));
+        }
+        Ok(())
+    }
+
+    /// One decision round.
+    async fn round(&mut self, client: &Client) -> Result<(), IndexerError> {
+        let prefix = self.ix().index_prefix.clone();
+        let mut tables = catalog::load(client, &prefix, self.schema()).await?;
+        let rates_known = self.update_write_rates(&mut tables);
+        self.sweep_invalid(client, &tables).await?;
+        self.verify(client).await?;
+        self.drop_unused(client, &tables).await?;
+        if !rates_known {
+            // The first round only samples write counters.
+            return Ok(());
+        }
+        let snapshot = self.workload(client).await?;
+        self.learn_texts(client, &tables).await?;
+        let (found, _) = candidates::generate(&snapshot, &tables, &settings(&self.config));
+        let hypopg =
+            self.ix().hypopg && matches!(whatif::hypopg_version(client).await, Ok(Some(_)));
+        let proposals = self.proposals(client, &tables, &found, hypopg).await;
+        let pending = self.act(client, &tables, proposals).await?;
+        metrics::gauge!(m::RECOMMENDATIONS_PENDING).set(pending as f64);
+        metrics::gauge!(m::LAST_DECISION_TIMESTAMP_SECONDS).set(unix_now());
+        Ok(())
+    }
+
+    /// Replace each table's lifetime-average write rate with the rate over
+    /// the last minute of samples; false while any table has only one.
+    fn update_write_rates(&mut self, tables: &mut [TableFacts]) -> bool {
+        let now = Instant::now();
+        let mut known = true;
+        for t in tables.iter_mut() {
+            let samples = self.write_samples.entry(t.label()).or_default();
+            samples.push_back((now, t.writes_total));
+            while samples.len() > 2 && now - samples[1].0 >= Duration::from_secs(60) {
+                samples.pop_front();
+            }
+            let (first, last) = (samples[0], samples[samples.len() - 1]);
+            let secs = (last.0 - first.0).as_secs_f64();
+            if secs > 0.0 {
+                t.writes_per_sec = ((last.1 - first.1) / secs).max(0.0);
+            } else {
+                known = false;
+            }
+        }
+        known
+    }
+
+    /// The live counters of this replica plus what the others flushed.
+    async fn workload(&self, client: &Client) -> Result<Snapshot, IndexerError> {
+        let (span, half_life) = lookback(&self.config);
+        let mut snapshot = self.stats.snapshot();
+        let others =
+            workload::flushed(client, self.schema(), Some(&self.proxy_id), span, half_life).await?;
+        workload::merge(&mut snapshot, others);
+        Ok(snapshot)
+    }
+
+    /// Analyze statement texts not seen yet: this replica's, then those
+    /// the other replicas flushed.
+    async fn learn_texts(
+        &mut self,
+        client: &Client,
+        tables: &[TableFacts],
+    ) -> Result<(), IndexerError> {
+        let catalog = plan::analyzer_catalog(tables);
+        let tenant_column = self.config.analysis.tenant_column.clone();
+        let mut local = Vec::new();
+        self.stats.for_each_text(|fp, text| {
+            if !self.uses.knows(fp) {
+                local.push((fp, text.to_string()));
+            }
+        });
+        for (fp, text) in local {
+            self.uses.learn(fp, &text, &catalog, &tenant_column);
+        }
+        let flushed = workload::texts(client, self.schema()).await?;
+        if flushed.len() != self.texts_seen {
+            self.texts_seen = flushed.len();
+            for (fp, text) in flushed {
+                if !self.uses.knows(fp) {
+                    self.uses.learn(fp, &text, &catalog, &tenant_column);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn proposals(
+        &self,
+        client: &Client,
+        tables: &[TableFacts],
+        found: &[Candidate],
+        hypopg: bool,
+    ) -> Vec<Proposal> {
+        let (span, _) = lookback(&self.config);
+        let observed_secs = self.started.elapsed().min(span).as_secs_f64();
+        let window = self.ix().verify_window;
+        let stats = self.stats.clone();
+        let recent = move |fps: &[u64], tenant: Option<&str>| {
+            let now = SystemTime::now();
+            let m = stats.measured(fps, tenant, now - window, now);
+            Some(m.calls as f64 / window.as_secs_f64())
+        };
+        let round = Round {
+            tables,
+            uses: &self.uses,
+            tenant_column: &self.config.analysis.tenant_column,
+            prefix: &self.ix().index_prefix,
+            horizon: self.ix().horizon,
+            observed_secs,
+            recent_rate: &recent,
+            client: Some(client),
+            hypopg,
+        };
+        let mut out = Vec::new();
+        for c in found.iter().take(MAX_PROPOSALS) {
+            let name = ddl::index_name(
+                &self.ix().index_prefix,
+                &c.table,
+                &c.keys,
+                c.tenant.as_deref(),
+            );
+            let exists = tables
+                .iter()
+                .any(|t| t.indexes.iter().any(|i| i.name == name));
+            let waiting = self.pending.iter().any(|p| p.index_name == name)
+                || self
+                    .reverted
+                    .get(&name)
+                    .is_some_and(|t| t.elapsed() < RERECORD_AFTER)
+                || self
+                    .backoff
+                    .get(&name)
+                    .is_some_and(|t| t.elapsed() < FAILED_BUILD_BACKOFF);
+            if exists || waiting {
+                continue;
+            }
+            if let Some(p) = plan::propose(&round, c).await {
+                out.push(p);
+            }
+        }
+        out
+    }
+}
+
+/// A lineage entry describing a proposal.
+fn proposal_mutation(
+    p: &Proposal,
+    kind: Kind,
+    outcome: &str,
+    reason: &str,
+    evidence: serde_json::Value,
+) -> Mutation {
+    Mutation {
+        parent_id: None,
+        kind,
+        tenant: p.candidate.tenant.clone(),
+        table: Some(p.candidate.table.clone()),
+        columns: p.candidate.keys.clone(),
+        index_name: Some(p.index_name.clone()),
+        ddl: Some(p.ddl.clone()),
+        reason: reason.to_string(),
+        evidence,
+        outcome: outcome.to_string(),
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

@@ -1,0 +1,252 @@
+//! The leader's upkeep between decisions: drop INVALID indexes a failed
+//! build left, keep or revert verified builds, drop long-unused indexes of
+//! ours. Each outcome is a lineage record pointing at its create.
+
+use std::time::{Instant, SystemTime};
+
+use serde_json::json;
+use tokio_postgres::Client;
+use tracing::warn;
+
+use super::{IndexerError, Leader, Pending, Watched, VERIFY_PATIENCE};
+use crate::indexer::ddl;
+use crate::indexer::lineage::{Kind, Mutation};
+use crate::indexer::model::TableFacts;
+use crate::metrics as m;
+
+impl Leader {
+    /// Drop INVALID indexes of ours (no build is in flight between rounds):
+    /// those a failed build could not drop at once, because the same
+    /// transaction that made it time out still held the table.
+    pub(super) async fn sweep_invalid(
+        &mut self,
+        client: &Client,
+        tables: &[TableFacts],
+    ) -> Result<(), IndexerError> {
+        let ix = self.config.indexer.clone();
+        for t in tables {
+            for i in t.indexes.iter().filter(|i| i.ours && !i.valid) {
+                let dropped = ddl::drop_index(
+                    client,
+                    &t.schema,
+                    &i.name,
+                    &ix.index_prefix,
+                    ix.lock_timeout,
+                    ix.statement_timeout,
+                )
+                .await;
+                if let Err(e) = dropped {
+                    tracing::debug!(index = %i.name, error = %e, "INVALID index not dropped yet; retrying next round");
+                    continue;
+                }
+                let m = Mutation {
+                    parent_id: self.failed_creates.remove(&i.name),
+                    kind: Kind::Cleanup,
+                    tenant: None,
+                    table: Some(t.label()),
+                    columns: i.keys.clone(),
+                    index_name: Some(i.name.clone()),
+                    ddl: Some(ddl::drop_sql(&t.schema, &i.name)),
+                    reason: "INVALID index left by a failed build dropped".into(),
+                    evidence: json!({ "size_bytes": i.size_bytes }),
+                    outcome: "dropped".into(),
+                };
+                self.record(client, m).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keep or revert the builds whose verification window has passed.
+    pub(super) async fn verify(&mut self, client: &Client) -> Result<(), IndexerError> {
+        let ix = self.config.indexer.clone();
+        let now = SystemTime::now();
+        let ready: Vec<Pending> = self
+            .pending
+            .iter()
+            .filter(|p| now >= p.built_at + ix.verify_window + ix.verify_window / 12)
+            .cloned()
+            .collect();
+        for p in ready {
+            let after = self.stats.measured(
+                &p.fingerprints,
+                p.tenant.as_deref(),
+                now - ix.verify_window,
+                now,
+            );
+            let patience_over = now >= p.built_at + ix.verify_window * VERIFY_PATIENCE;
+            if after.calls < ix.verify_min_calls && !patience_over {
+                continue; // wait for traffic
+            }
+            self.pending.retain(|q| q.create_id != p.create_id);
+            let gain = if after.calls > 0 && after.total_us > 0 {
+                p.before.mean_ms() / after.mean_ms()
+            } else {
+                0.0
+            };
+            let evidence = json!({
+                "before": { "calls": p.before.calls, "mean_ms": p.before.mean_ms() },
+                "after": { "calls": after.calls, "mean_ms": after.mean_ms() },
+                "measured_gain": gain,
+                "min_gain": ix.verify_min_gain,
+                "window_s": ix.verify_window.as_secs_f64(),
+                "fingerprints": p.fingerprints.iter().map(|f| format!("{f:016x}")).collect::<Vec<_>>(),
+            });
+            let enough =
+                p.before.calls >= ix.verify_min_calls && after.calls >= ix.verify_min_calls;
+            let base = Mutation {
+                parent_id: Some(p.create_id),
+                kind: Kind::Keep,
+                tenant: p.tenant.clone(),
+                table: Some(p.table.clone()),
+                columns: Vec::new(),
+                index_name: Some(p.index_name.clone()),
+                ddl: None,
+                reason: String::new(),
+                evidence,
+                outcome: "kept".into(),
+            };
+            if !enough {
+                let reason = format!(
+                    "not enough traffic to compare ({} calls before, {} after; need {}): kept, the unused check still applies",
+                    p.before.calls, after.calls, ix.verify_min_calls
+                );
+                self.record(
+                    client,
+                    Mutation {
+                        reason,
+                        outcome: "unverified".into(),
+                        ..base
+                    },
+                )
+                .await?;
+            } else if gain >= ix.verify_min_gain {
+                let reason = format!(
+                    "mean latency {:.3} ms -> {:.3} ms ({gain:.2}x >= {:.2}x)",
+                    p.before.mean_ms(),
+                    after.mean_ms(),
+                    ix.verify_min_gain
+                );
+                self.record(client, Mutation { reason, ..base }).await?;
+            } else {
+                let reason = format!(
+                    "{}: mean latency {:.3} ms -> {:.3} ms ({gain:.2}x < {:.2}x)",
+                    if gain < 1.0 {
+                        "regression"
+                    } else {
+                        "no significant gain"
+                    },
+                    p.before.mean_ms(),
+                    after.mean_ms(),
+                    ix.verify_min_gain
+                );
+                let dropped = ddl::drop_index(
+                    client,
+                    &p.schema,
+                    &p.index_name,
+                    &ix.index_prefix,
+                    ix.lock_timeout,
+                    ix.statement_timeout,
+                )
+                .await;
+                let outcome = match &dropped {
+                    Ok(()) => {
+                        metrics::counter!(m::INDEXES_REVERTED_TOTAL).increment(1);
+                        self.reverted.insert(p.index_name.clone(), Instant::now());
+                        "dropped".to_string()
+                    }
+                    Err(e) => {
+                        // Retried as an unused index later; recorded either way.
+                        warn!(index = %p.index_name, error = %e, "revert failed");
+                        format!("drop failed: {}", e.kind())
+                    }
+                };
+                let m = Mutation {
+                    kind: Kind::Revert,
+                    ddl: Some(ddl::drop_sql(&p.schema, &p.index_name)),
+                    reason,
+                    outcome,
+                    ..base
+                };
+                self.record(client, m).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drop indexes of ours nobody has scanned for `indexer.unused_after`.
+    pub(super) async fn drop_unused(
+        &mut self,
+        client: &Client,
+        tables: &[TableFacts],
+    ) -> Result<(), IndexerError> {
+        let ix = self.config.indexer.clone();
+        let Some(unused_after) = ix.unused_after else {
+            return Ok(());
+        };
+        let mut present = Vec::new();
+        for t in tables {
+            for i in t.indexes.iter().filter(|i| i.ours && i.valid) {
+                present.push(i.name.clone());
+                let Some(&create_id) = self.creates.get(&i.name) else {
+                    continue; // no create record: not provably ours
+                };
+                if self.pending.iter().any(|p| p.index_name == i.name) {
+                    continue;
+                }
+                let w = self.watched.entry(i.name.clone()).or_insert(Watched {
+                    create_id,
+                    scans: i.scans,
+                    since: Instant::now(),
+                });
+                if i.scans != w.scans {
+                    w.scans = i.scans;
+                    w.since = Instant::now();
+                    continue;
+                }
+                if w.since.elapsed() < unused_after {
+                    continue;
+                }
+                let idle = w.since.elapsed();
+                let parent = w.create_id;
+                self.watched.remove(&i.name);
+                let dropped = ddl::drop_index(
+                    client,
+                    &t.schema,
+                    &i.name,
+                    &ix.index_prefix,
+                    ix.lock_timeout,
+                    ix.statement_timeout,
+                )
+                .await;
+                let outcome = match &dropped {
+                    Ok(()) => {
+                        metrics::counter!(m::INDEXES_DROPPED_TOTAL).increment(1);
+                        self.reverted.insert(i.name.clone(), Instant::now());
+                        "dropped".to_string()
+                    }
+                    Err(e) => format!("drop failed: {}", e.kind()),
+                };
+                let m = Mutation {
+                    parent_id: Some(parent),
+                    kind: Kind::Drop,
+                    tenant: None,
+                    table: Some(t.label()),
+                    columns: i.keys.clone(),
+                    index_name: Some(i.name.clone()),
+                    ddl: Some(ddl::drop_sql(&t.schema, &i.name)),
+                    reason: format!(
+                        "unused: no scans for {:.0} s (indexer.unused_after = {:.0} s)",
+                        idle.as_secs_f64(),
+                        unused_after.as_secs_f64()
+                    ),
+                    evidence: json!({ "idx_scan": i.scans, "size_bytes": i.size_bytes, "idle_s": idle.as_secs_f64() }),
+                    outcome,
+                };
+                self.record(client, m).await?;
+            }
+        }
+        self.watched.retain(|name, _| present.contains(name));
+        Ok(())
+    }
+}
