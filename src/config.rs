@@ -76,6 +76,12 @@ const KEYS: &[(&str, Kind)] = &[
     ("indexer.verify_min_gain", Kind::Float),
     ("indexer.unused_after", Kind::Str),
     ("indexer.index_prefix", Kind::Str),
+    ("genome.exclude_schemas", Kind::Str),
+    ("genome.exclude_tables", Kind::Str),
+    ("genome.not_indexable", Kind::Str),
+    ("genome.feature_groups", Kind::Str),
+    ("expression.min_calls", Kind::Int),
+    ("expression.fade_after", Kind::Str),
 ];
 
 /// A configuration error: which key, from which source, and what is wrong.
@@ -127,6 +133,26 @@ struct RawConfig {
     admin: RawAdmin,
     #[serde(default)]
     indexer: RawIndexer,
+    #[serde(default)]
+    genome: RawGenome,
+    #[serde(default)]
+    expression: RawExpression,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGenome {
+    exclude_schemas: Option<String>,
+    exclude_tables: Option<String>,
+    not_indexable: Option<String>,
+    feature_groups: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpression {
+    min_calls: Option<u64>,
+    fade_after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -349,6 +375,28 @@ pub struct IndexerConfig {
     pub index_prefix: String,
 }
 
+/// Overrides of the discovered genome (DESIGN.md decision 10). Table names
+/// are labels as the statistics use them: `table` in `public`, else
+/// `schema.table`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GenomeConfig {
+    pub exclude_schemas: Vec<String>,
+    pub exclude_tables: Vec<String>,
+    /// `table.column` fields never indexed.
+    pub not_indexable: Vec<String>,
+    /// (group, `table.column` pattern; a trailing `*` matches a prefix).
+    pub feature_groups: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ExpressionConfig {
+    /// Calls by one tenant on one field, within the remembered windows,
+    /// that make the field expressed by that tenant (observed).
+    pub min_calls: u64,
+    /// An observed expression with no calls for this long fades.
+    pub fade_after: Duration,
+}
+
 /// The validated configuration, shared as `Arc<Config>`.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -376,6 +424,8 @@ pub struct Config {
     pub stats: StatsConfig,
     pub admin: AdminConfig,
     pub indexer: IndexerConfig,
+    pub genome: GenomeConfig,
+    pub expression: ExpressionConfig,
 }
 
 /// The layered sources of settings, lowest precedence first.
@@ -672,6 +722,14 @@ impl RawConfig {
             return Err(bad("admin.schema", "must be 1 to 63 characters".into()));
         }
         let indexer = validate_indexer(self.indexer, &bad)?;
+        let genome = validate_genome(self.genome, &bad)?;
+        let expression = ExpressionConfig {
+            min_calls: match self.expression.min_calls.unwrap_or(20) {
+                0 => return Err(bad("expression.min_calls", "must be at least 1".into())),
+                n => n,
+            },
+            fade_after: duration("expression.fade_after", &self.expression.fade_after, "24h")?,
+        };
         Ok(Config {
             listen,
             upstream,
@@ -712,8 +770,60 @@ impl RawConfig {
             stats,
             admin,
             indexer,
+            genome,
+            expression,
         })
     }
+}
+
+/// Comma-separated items, trimmed, empty ones dropped.
+fn list(text: Option<&str>) -> Vec<String> {
+    text.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn validate_genome(
+    raw: RawGenome,
+    bad: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<GenomeConfig, ConfigError> {
+    let not_indexable = list(raw.not_indexable.as_deref());
+    if let Some(f) = not_indexable.iter().find(|f| !f.contains('.')) {
+        return Err(bad(
+            "genome.not_indexable",
+            format!("{f:?} is not table.column"),
+        ));
+    }
+    let mut feature_groups = Vec::new();
+    for part in raw.feature_groups.as_deref().unwrap_or("").split(';') {
+        if part.trim().is_empty() {
+            continue;
+        }
+        let (group, fields) = part.split_once(':').ok_or_else(|| {
+            bad(
+                "genome.feature_groups",
+                format!("{part:?} is not \"group: table.column, ...\""),
+            )
+        })?;
+        for field in list(Some(fields)) {
+            if !field.contains('.') {
+                return Err(bad(
+                    "genome.feature_groups",
+                    format!("{field:?} is not table.column"),
+                ));
+            }
+            feature_groups.push((group.trim().to_string(), field));
+        }
+    }
+    Ok(GenomeConfig {
+        exclude_schemas: list(raw.exclude_schemas.as_deref()),
+        exclude_tables: list(raw.exclude_tables.as_deref()),
+        not_indexable,
+        feature_groups,
+    })
 }
 
 fn validate_indexer(
@@ -1123,6 +1233,41 @@ mod tests {
             ("indexer.build_windows", "25:00-01:00"),
             ("indexer.index_prefix", "Bad-Prefix"),
             ("indexer.partial_share", "2"),
+        ] {
+            let err = sources(None, &[], &[(key, value)]).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn genome_overrides() {
+        let c = sources(
+            None,
+            &[],
+            &[
+                ("genome.not_indexable", "contacts.notes, ops.jobs.payload"),
+                (
+                    "genome.feature_groups",
+                    "custom: contacts.custom_*; contact: contacts.email, contacts.phone",
+                ),
+                ("genome.exclude_tables", "audit_log"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            c.genome.not_indexable,
+            ["contacts.notes", "ops.jobs.payload"]
+        );
+        assert_eq!(c.genome.feature_groups.len(), 3);
+        assert_eq!(
+            c.genome.feature_groups[0],
+            ("custom".into(), "contacts.custom_*".into())
+        );
+        assert_eq!(c.genome.exclude_tables, ["audit_log"]);
+        for (key, value) in [
+            ("genome.not_indexable", "notes"),
+            ("genome.feature_groups", "contacts.email"),
+            ("expression.min_calls", "0"),
         ] {
             let err = sources(None, &[], &[(key, value)]).unwrap_err().to_string();
             assert!(err.contains(key), "{key}: {err}");

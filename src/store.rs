@@ -84,6 +84,32 @@ const MIGRATIONS: &[(&str, &str)] = &[
      create index on {s}.filter_stats (proxy, window_start);
      create index on {s}.query_stats (proxy, window_start);",
     ),
+    (
+        "genome catalog and expression profiles",
+        "create table {s}.genome_catalog (
+         schema_name text not null,
+         table_name text not null,
+         column_name text not null,
+         ordinal integer not null,
+         data_type text not null,
+         nullable boolean not null,
+         indexable boolean not null,
+         feature_group text not null,
+         first_seen timestamptz not null default now(),
+         updated_at timestamptz not null default now(),
+         primary key (schema_name, table_name, column_name));
+     create table {s}.expression_profile (
+         tenant text not null,
+         table_name text not null,
+         column_name text not null,
+         enabled boolean not null,
+         source text not null check (source in ('declared', 'observed')),
+         first_seen timestamptz,
+         last_seen timestamptz,
+         calls bigint not null default 0,
+         updated_at timestamptz not null default now(),
+         primary key (tenant, table_name, column_name));",
+    ),
 ];
 
 /// Bring the schema up to date; returns the version now in place.

@@ -55,7 +55,8 @@ select a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod),
        coalesce(s.null_frac, 0)::float8,
        coalesce(s.most_common_vals::text::text[], '{}'),
        coalesce(s.most_common_freqs::float8[], '{}'),
-       coalesce(s.avg_width, 0)::float8
+       coalesce(s.avg_width, 0)::float8,
+       not a.attnotnull
 from pg_attribute a
 join pg_class c on c.oid = a.attrelid
 join pg_namespace n on n.oid = c.relnamespace
@@ -143,6 +144,7 @@ fn column(r: &tokio_postgres::Row) -> ColumnFacts {
         null_frac: r.get(5),
         most_common: values.into_iter().zip(freqs).collect(),
         avg_width: r.get(8),
+        nullable: r.get(9),
     }
 }
 

@@ -29,6 +29,8 @@ pub struct ColumnFacts {
     pub data_type: String,
     /// Whether a btree operator class exists for the type.
     pub btree: bool,
+    /// Not declared NOT NULL.
+    pub nullable: bool,
     /// `pg_stats.n_distinct`: > 0 a count, < 0 a fraction of rows, 0 unknown.
     pub n_distinct: f64,
     pub null_frac: f64,

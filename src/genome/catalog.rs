@@ -1,0 +1,1 @@
+//! Genome catalog (being written).

@@ -1,0 +1,1 @@
+//! Expression profiles (being written).
