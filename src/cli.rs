@@ -24,6 +24,92 @@ pub enum Command {
     /// Print the current index recommendations with their evidence and DDL,
     /// computed from the statistics every replica flushed.
     Advise(AdviseArgs),
+    /// Show the genome catalog (every field, its type and whether it is
+    /// indexable), or refresh it from the database catalog.
+    Genome(GenomeArgs),
+    /// Show or declare which tenants use which fields.
+    Expression(ExpressionArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExpressionArgs {
+    #[command(subcommand)]
+    pub action: ExpressionAction,
+    /// Configuration file; `admin.*` is used.
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Connection string, instead of `admin.dsn`.
+    #[arg(long, value_name = "DSN", global = true)]
+    pub dsn: Option<String>,
+    /// Override any config key, e.g. `--set admin.schema=ops`.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value, global = true)]
+    pub set: Vec<(String, String)>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExpressionAction {
+    /// Print the expression profiles (one tenant's, with the all-tenant
+    /// defaults, or everyone's).
+    Show {
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+    },
+    /// Declare TABLE.COLUMN used by a tenant (or by all): it wins over what
+    /// is observed.
+    Enable(Declare),
+    /// Declare TABLE.COLUMN not used by a tenant (or by all): its traffic
+    /// no longer leads to indexes, and its partial indexes are dropped.
+    Disable(Declare),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Declare {
+    /// The tenant (as the proxy attributes statements to tenants).
+    #[arg(
+        long,
+        value_name = "TENANT",
+        conflicts_with = "all",
+        required_unless_present = "all"
+    )]
+    pub tenant: Option<String>,
+    /// Every tenant (a default that a tenant's own declaration overrides).
+    #[arg(long)]
+    pub all: bool,
+    /// The field, `table.column` (`schema.table.column` outside public).
+    #[arg(value_name = "TABLE.COLUMN")]
+    pub field: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenomeArgs {
+    #[command(subcommand)]
+    pub action: Option<GenomeAction>,
+    /// Configuration file; `admin.*`, `genome.*` and `indexer.index_prefix`
+    /// are used.
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Connection string, instead of `admin.dsn`.
+    #[arg(long, value_name = "DSN", global = true)]
+    pub dsn: Option<String>,
+    /// Override any config key, e.g. `--set genome.exclude_tables=audit_log`.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value, global = true)]
+    pub set: Vec<(String, String)>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// What `indexpilot genome` does; `show` when omitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Subcommand)]
+pub enum GenomeAction {
+    /// Print the genome catalog as recorded.
+    Show,
+    /// Discover the genome from the database catalog (with the `genome.*`
+    /// overrides), record what changed, and say so.
+    Refresh,
 }
 
 #[derive(Debug, clap::Args)]

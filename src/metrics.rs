@@ -55,6 +55,10 @@ pub const INDEX_BUILDS_FAILED_TOTAL: &str = "indexpilot_index_builds_failed_tota
 pub const RECOMMENDATIONS_PENDING: &str = "indexpilot_recommendations_pending";
 /// Unix time of the leader's last completed decision round (gauge).
 pub const LAST_DECISION_TIMESTAMP_SECONDS: &str = "indexpilot_last_decision_timestamp_seconds";
+/// Tenants with filter traffic within the remembered windows (gauge, leader).
+pub const TENANTS_ACTIVE: &str = "indexpilot_tenants_active";
+/// Tenant × field expressions enabled, per table (gauge, leader; at most 20 tables).
+pub const FIELDS_EXPRESSED: &str = "indexpilot_fields_expressed";
 /// 1 while this replica holds the indexer leadership, else 0 (gauge).
 pub const INDEXER_LEADER: &str = "indexpilot_indexer_leader";
 
@@ -284,6 +288,16 @@ pub fn describe() {
         "Unix time of the indexer leader's last decision round."
     );
     describe_gauge!(
+        TENANTS_ACTIVE,
+        Unit::Count,
+        "Tenants with filter traffic within the remembered windows (indexer leader)."
+    );
+    describe_gauge!(
+        FIELDS_EXPRESSED,
+        Unit::Count,
+        "Tenant x field expressions enabled, per table (indexer leader)."
+    );
+    describe_gauge!(
         INDEXER_LEADER,
         Unit::Count,
         "1 while this replica is the indexer leader, else 0."
@@ -326,6 +340,7 @@ fn register_label_sets() {
         RECOMMENDATIONS_PENDING,
         LAST_DECISION_TIMESTAMP_SECONDS,
         INDEXER_LEADER,
+        TENANTS_ACTIVE,
     ] {
         gauge!(name).set(0.0);
     }
@@ -395,6 +410,8 @@ mod tests {
         RECOMMENDATIONS_PENDING,
         LAST_DECISION_TIMESTAMP_SECONDS,
         INDEXER_LEADER,
+        TENANTS_ACTIVE,
+        FIELDS_EXPRESSED,
     ];
 
     fn valid_label(value: &str) -> bool {

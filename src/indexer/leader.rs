@@ -70,6 +70,11 @@ impl Seat {
     pub fn client(&self) -> &Client {
         &self.client
     }
+
+    /// For transactions (the genome sync).
+    pub fn client_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
 }
 
 /// A plain connection for commands (`advise`, `lineage`), no migration.

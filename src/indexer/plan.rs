@@ -134,6 +134,9 @@ pub struct Proposal {
     /// without HypoPG.
     pub plan_cost_now: Option<f64>,
     pub planner_note: Option<String>,
+    /// Expression breadth behind the decision, e.g. "contacts.custom_1
+    /// expressed by 2 of 50 active tenants".
+    pub expression: Option<String>,
     pub estimated_bytes: i64,
     /// Net benefit over the horizon, in planner cost units, and the verdict.
     pub net_benefit: f64,
@@ -218,7 +221,14 @@ pub async fn propose(round: &Round<'_>, c: &Candidate) -> Option<Proposal> {
         .iter()
         .find_map(|fp| round.uses.text(*fp).map(|t| (*fp, t.to_string())));
     if let (Some(client), Some((fp, text))) = (round.client, statement) {
-        if round.hypopg {
+        // A partial index's predicate (tenant = X) cannot be proven from a
+        // generic plan's `tenant = $n`: those are left to the estimate.
+        if round.hypopg && c.tenant.is_some() {
+            planner_note = Some(
+                "per-tenant partial index: the planner check needs the tenant's value; estimate used"
+                    .into(),
+            );
+        } else if round.hypopg {
             match whatif::what_if(client, &text, &spec).await {
                 Ok(w) => {
                     estimated_bytes = w.estimated_bytes.max(8192);
@@ -273,6 +283,7 @@ pub async fn propose(round: &Round<'_>, c: &Candidate) -> Option<Proposal> {
         planner,
         plan_cost_now,
         planner_note,
+        expression: None,
         estimated_bytes,
         net_benefit,
         worthwhile,

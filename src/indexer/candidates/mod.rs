@@ -28,6 +28,8 @@ pub struct Settings {
     /// A field used by at most this share of a table's active tenants gets
     /// per-tenant partial indexes instead of a tenant composite. Default 0.2.
     pub partial_share: f64,
+    /// (table label, column) the genome marks not indexable.
+    pub not_indexable: Vec<(String, String)>,
 }
 
 impl Default for Settings {
@@ -38,6 +40,7 @@ impl Default for Settings {
             tenant_column: "tenant_id".to_string(),
             max_partial_tenants: 3,
             partial_share: 0.2,
+            not_indexable: Vec::new(),
         }
     }
 }
@@ -437,6 +440,17 @@ const COVERED: &str = "covered by an existing index prefix";
 /// The table is large enough and the keys indexable and selective: the
 /// estimated selectivity, or why not.
 fn admit(p: &Pattern<'_>, settings: &Settings) -> Result<f64, String> {
+    if let Some(key) = p.keys.iter().find(|k| {
+        settings
+            .not_indexable
+            .iter()
+            .any(|(t, c)| t == p.label && c == *k)
+    }) {
+        return Err(format!(
+            "genome: {}.{key} is marked not indexable (genome.not_indexable)",
+            p.label
+        ));
+    }
     let rows = p.table.rows;
     if rows < settings.min_table_rows {
         return Err(format!(

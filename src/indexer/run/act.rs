@@ -210,10 +210,23 @@ impl Leader {
                     "build_ms": outcome.duration.as_secs_f64() * 1000.0,
                     "size_bytes": outcome.size_bytes,
                 });
-                let reason = format!("{}; {}", p.candidate.evidence.reason, p.verdict);
+                let reason = match &p.expression {
+                    Some(breadth) => {
+                        format!("{}; {breadth}; {}", p.candidate.evidence.reason, p.verdict)
+                    }
+                    None => format!("{}; {}", p.candidate.evidence.reason, p.verdict),
+                };
                 let m = proposal_mutation(p, Kind::Create, "built", &reason, evidence);
                 let id = self.record(client, m).await?;
                 self.creates.insert(p.index_name.clone(), id);
+                self.created_meta.insert(
+                    p.index_name.clone(),
+                    (
+                        p.candidate.tenant.clone(),
+                        p.candidate.table.clone(),
+                        p.candidate.keys.clone(),
+                    ),
+                );
                 self.pending.push(Pending {
                     create_id: id,
                     schema: p.schema.clone(),

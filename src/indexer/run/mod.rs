@@ -29,6 +29,8 @@ mod advise;
 mod upkeep;
 
 use crate::config::{Config, IndexerConfig, IndexerMode};
+use crate::genome;
+use crate::genome::expression::Profiles;
 use crate::metrics as m;
 use crate::stats::latency::Measured;
 use crate::stats::{Snapshot, Stats};
@@ -58,6 +60,10 @@ pub enum IndexerError {
     Connect(#[from] crate::stats::flush::FlushError),
     #[error("no database to read: set indexer.dsn or admin.dsn (or pass --dsn)")]
     NoDsn,
+    #[error(transparent)]
+    Expression(#[from] crate::genome::expression::ExpressionError),
+    #[error(transparent)]
+    Genome(#[from] crate::genome::catalog::GenomeError),
 }
 
 /// The connection the indexer uses: `indexer.dsn`, else `admin.dsn`.
@@ -77,7 +83,20 @@ pub fn settings(config: &Config) -> Settings {
         tenant_column: config.analysis.tenant_column.clone(),
         max_partial_tenants: config.indexer.max_partial_tenants,
         partial_share: config.indexer.partial_share,
+        not_indexable: config
+            .genome
+            .not_indexable
+            .iter()
+            .filter_map(|f| f.rsplit_once('.'))
+            .map(|(t, c)| (t.to_string(), c.to_string()))
+            .collect(),
     }
+}
+
+/// Whether the genome overrides leave `t` to the indexer.
+pub fn in_genome(config: &Config, t: &TableFacts) -> bool {
+    !config.genome.exclude_schemas.contains(&t.schema)
+        && !config.genome.exclude_tables.contains(&t.label())
 }
 
 /// How far back the statistics reach, and their decay half-life in windows.
@@ -156,7 +175,7 @@ pub async fn run(
             }
         };
         let round = tokio::select! {
-            r = l.round(s.client()) => r,
+            r = l.round(s.client_mut()) => r,
             _ = stop.cancelled() => break,
         };
         if let Err(e) = round {
@@ -210,6 +229,12 @@ struct Leader {
     /// Failed builds whose INVALID index could not be dropped yet, by name:
     /// the create record the cleanup will point at.
     failed_creates: HashMap<String, i64>,
+    profiles: Profiles,
+    /// The genome as last synced to `genome_catalog`.
+    genome: Option<Vec<genome::catalog::Field>>,
+    /// Created indexes by name: (tenant, table label, keys), for the
+    /// partial indexes whose tenant stops expressing their field.
+    created_meta: HashMap<String, (Option<String>, String, Vec<String>)>,
 }
 
 impl Leader {
@@ -230,6 +255,9 @@ impl Leader {
             backoff: HashMap::new(),
             reverted: HashMap::new(),
             failed_creates: HashMap::new(),
+            profiles: Profiles::default(),
+            genome: None,
+            created_meta: HashMap::new(),
         }
     }
 
@@ -297,7 +325,8 @@ impl Leader {
         for r in client
             .query(
                 &format!(
-                    "select distinct on (index_name) index_name, id from {s}.mutation_log
+                    "select distinct on (index_name) index_name, id, tenant, table_name, columns
+                       from {s}.mutation_log
                       where kind = 'create' and outcome = 'built' and index_name is not null
                       order by index_name, id desc"
                 ),
@@ -306,7 +335,11 @@ impl Leader {
             .await?
         {
             self.creates.insert(r.get(0), r.get(1));
+            let table: Option<String> = r.get(3);
+            self.created_meta
+                .insert(r.get(0), (r.get(2), table.unwrap_or_default(), r.get(4)));
         }
+        self.profiles = Profiles::load(client, self.schema()).await?;
         for r in client
             .query(
                 &format!(
@@ -340,9 +373,17 @@ impl Leader {
     }
 
     /// One decision round.
-    async fn round(&mut self, client: &Client) -> Result<(), IndexerError> {
+    async fn round(&mut self, client: &mut Client) -> Result<(), IndexerError> {
         let prefix = self.ix().index_prefix.clone();
         let mut tables = catalog::load(client, &prefix, self.schema()).await?;
+        // The genome follows the catalog within one round of any DDL.
+        let desired = genome::catalog::discover(&tables, &self.config.genome);
+        if self.genome.as_ref() != Some(&desired) {
+            let schema = self.config.admin.schema.clone();
+            genome::catalog::sync(client, &schema, &desired, &self.proxy_id).await?;
+            self.genome = Some(desired);
+        }
+        let client: &Client = client;
         let rates_known = self.update_write_rates(&mut tables);
         self.sweep_invalid(client, &tables).await?;
         self.verify(client).await?;
@@ -351,9 +392,27 @@ impl Leader {
             // The first round only samples write counters.
             return Ok(());
         }
-        let snapshot = self.workload(client).await?;
+        let mut snapshot = self.workload(client).await?;
+        let config = self.config.clone();
+        self.profiles
+            .refresh_declared(client, &config.admin.schema)
+            .await?;
+        self.profiles
+            .observe(
+                client,
+                &config.admin.schema,
+                &snapshot,
+                &config.expression,
+                &config.analysis.tenant_column,
+                &self.proxy_id,
+            )
+            .await?;
+        self.profiles.filter(&mut snapshot);
+        self.drop_unexpressed(client, &tables).await?;
+        self.report_breadth(&snapshot);
         self.learn_texts(client, &tables).await?;
-        let (found, _) = candidates::generate(&snapshot, &tables, &settings(&self.config));
+        tables.retain(|t| in_genome(&config, t));
+        let (found, _) = candidates::generate(&snapshot, &tables, &settings(&config));
         let hypopg =
             self.ix().hypopg && matches!(whatif::hypopg_version(client).await, Ok(Some(_)));
         let proposals = self.proposals(client, &tables, &found, hypopg).await;
@@ -361,6 +420,29 @@ impl Leader {
         metrics::gauge!(m::RECOMMENDATIONS_PENDING).set(pending as f64);
         metrics::gauge!(m::LAST_DECISION_TIMESTAMP_SECONDS).set(unix_now());
         Ok(())
+    }
+
+    /// Metrics: tenants active, fields expressed per table (at most 20
+    /// tables by name, the rest summed as "(other)").
+    fn report_breadth(&self, snapshot: &Snapshot) {
+        let active: std::collections::HashSet<&str> = snapshot
+            .columns
+            .iter()
+            .filter(|c| c.calls > 0)
+            .filter_map(|c| c.tenant.as_deref())
+            .collect();
+        metrics::gauge!(m::TENANTS_ACTIVE).set(active.len() as f64);
+        let mut other = 0;
+        for (i, (table, n)) in self.profiles.expressed_per_table().into_iter().enumerate() {
+            if i < 20 {
+                metrics::gauge!(m::FIELDS_EXPRESSED, "table" => table).set(n as f64);
+            } else {
+                other += n;
+            }
+        }
+        if other > 0 {
+            metrics::gauge!(m::FIELDS_EXPRESSED, "table" => "(other)").set(other as f64);
+        }
     }
 
     /// Replace each table's lifetime-average write rate with the rate over
@@ -475,7 +557,16 @@ impl Leader {
             if exists || waiting {
                 continue;
             }
-            if let Some(p) = plan::propose(&round, c).await {
+            if let Some(mut p) = plan::propose(&round, c).await {
+                let tenant_column = &self.config.analysis.tenant_column;
+                if let Some(field) = c.keys.iter().find(|k| *k != tenant_column) {
+                    p.expression = Some(format!(
+                        "{}.{field} expressed by {} of {} active tenants",
+                        c.table,
+                        self.profiles.expressed_by(&c.table, field),
+                        c.evidence.tenants_active
+                    ));
+                }
                 out.push(p);
             }
         }

@@ -249,4 +249,64 @@ impl Leader {
         self.watched.retain(|name, _| present.contains(name));
         Ok(())
     }
+
+    /// Drop per-tenant partial indexes of ours whose tenant no longer
+    /// expresses the field they serve (faded, or declared disabled).
+    pub(super) async fn drop_unexpressed(
+        &mut self,
+        client: &Client,
+        tables: &[TableFacts],
+    ) -> Result<(), IndexerError> {
+        let ix = self.config.indexer.clone();
+        let tenant_column = self.config.analysis.tenant_column.clone();
+        for t in tables {
+            for i in t.indexes.iter().filter(|i| i.ours && i.valid) {
+                let Some((Some(tenant), table, keys)) = self.created_meta.get(&i.name).cloned()
+                else {
+                    continue;
+                };
+                let Some(field) = keys.iter().find(|k| **k != tenant_column) else {
+                    continue;
+                };
+                if self.profiles.allows(&tenant, &table, field) {
+                    continue;
+                }
+                let parent = self.creates.get(&i.name).copied();
+                let dropped = ddl::drop_index(
+                    client,
+                    &t.schema,
+                    &i.name,
+                    &ix.index_prefix,
+                    ix.lock_timeout,
+                    ix.statement_timeout,
+                )
+                .await;
+                let outcome = match &dropped {
+                    Ok(()) => {
+                        metrics::counter!(m::INDEXES_DROPPED_TOTAL).increment(1);
+                        self.reverted.insert(i.name.clone(), Instant::now());
+                        self.created_meta.remove(&i.name);
+                        "dropped".to_string()
+                    }
+                    Err(e) => format!("drop failed: {}", e.kind()),
+                };
+                let m = Mutation {
+                    parent_id: parent,
+                    kind: Kind::Drop,
+                    tenant: Some(tenant.clone()),
+                    table: Some(table.clone()),
+                    columns: keys.clone(),
+                    index_name: Some(i.name.clone()),
+                    ddl: Some(ddl::drop_sql(&t.schema, &i.name)),
+                    reason: format!(
+                        "tenant {tenant} no longer expresses {table}.{field}: the partial index served only it"
+                    ),
+                    evidence: json!({ "idx_scan": i.scans, "size_bytes": i.size_bytes }),
+                    outcome,
+                };
+                self.record(client, m).await?;
+            }
+        }
+        Ok(())
+    }
 }
