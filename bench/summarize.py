@@ -2,6 +2,7 @@
 """Summaries for bench/overhead.sh (standard library only).
 
   summarize.py latency LOG...   mean and p99 latency (ms) from pgbench -l logs
+  summarize.py latency95 LOG... mean and p95 latency (ms)
   summarize.py report RAW.csv   Markdown table: medians over rounds per
                                 (mode, clients, target), TPS vs direct
 """
@@ -12,11 +13,11 @@ import sys
 from collections import defaultdict
 
 
-def latency(paths):
-    """Prints `mean_ms p99_ms transactions` over every per-transaction log.
+def latency(paths, quantile=0.99):
+    """Prints `mean_ms pXX_ms transactions` over every per-transaction log.
 
     The third column of a pgbench -l line is the latency in microseconds;
-    p99 uses the nearest-rank definition.
+    the quantile uses the nearest-rank definition.
     """
     lats = []
     for path in paths:
@@ -28,8 +29,8 @@ def latency(paths):
     if not lats:
         sys.exit("summarize.py: no transactions in " + " ".join(paths))
     lats.sort()
-    p99 = lats[max(0, math.ceil(0.99 * len(lats)) - 1)]
-    print(f"{sum(lats) / len(lats) / 1000:.3f} {p99 / 1000:.3f} {len(lats)}")
+    q = lats[max(0, math.ceil(quantile * len(lats)) - 1)]
+    print(f"{sum(lats) / len(lats) / 1000:.3f} {q / 1000:.3f} {len(lats)}")
 
 
 def report(raw_csv):
@@ -80,6 +81,8 @@ def print_row(mode, clients, target, rounds):
 def main():
     if len(sys.argv) >= 3 and sys.argv[1] == "latency":
         latency(sys.argv[2:])
+    elif len(sys.argv) >= 3 and sys.argv[1] == "latency95":
+        latency(sys.argv[2:], 0.95)
     elif len(sys.argv) == 3 and sys.argv[1] == "report":
         report(sys.argv[2])
     else:
