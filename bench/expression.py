@@ -36,6 +36,19 @@ def main(path):
             f"| {names.get(name, name)} | {m['bytes'] / 1024:.0f} KiB | {m['p95_ms']:.3f} | "
             f"{m['insert_tps']:.0f} | {ratio} |"
         )
+    by_round = {}
+    for r in rows:
+        by_round.setdefault(r["round"], {})[r["layout"]] = float(r["insert_tps"])
+    ratios = [
+        v["partial"] / v["composite"] for v in by_round.values() if "partial" in v and "composite" in v
+    ]
+    if ratios:
+        print()
+        print(
+            "INSERT tps, partial / composite, per round (back to back): "
+            + ", ".join(f"{x:.3f}" for x in ratios)
+            + f"; median {statistics.median(ratios):.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -198,24 +198,25 @@ async fn breadth_decides_partial_or_composite_and_a_declared_disable_wins() {
     let pg = start_pg(PgOptions::default());
     seed(&pg);
     let dsn = pg.url();
-    // Tenant 4 is declared not to use custom_1 before any traffic.
+    // Tenant 5 is declared not to use custom_1 before any traffic: of the
+    // three tenants that query it, two count.
     let out = cli(&[
         "expression",
         "disable",
         "--dsn",
         &dsn,
         "--tenant",
-        "4",
+        "5",
         "contacts.custom_1",
     ]);
     assert!(
-        out.contains("disabled contacts.custom_1 for tenant 4"),
+        out.contains("disabled contacts.custom_1 for tenant 5"),
         "{out}"
     );
     let proxy = start_proxy(&pg, &settings(&dsn, "apply")).await;
     let client = connect(&proxy.conninfo(&pg)).await.unwrap();
     let email_tenants: Vec<u32> = (0..45).collect();
-    let custom_tenants = [3, 4];
+    let custom_tenants = [3, 4, 5];
     until(
         &pg,
         &client,
@@ -228,6 +229,9 @@ async fn breadth_decides_partial_or_composite_and_a_declared_disable_wins() {
                 && defs
                     .iter()
                     .any(|d| d.contains("(custom_1) WHERE (tenant_id = 3)"))
+                && defs
+                    .iter()
+                    .any(|d| d.contains("(custom_1) WHERE (tenant_id = 4)"))
         },
     )
     .await;
@@ -236,9 +240,9 @@ async fn breadth_decides_partial_or_composite_and_a_declared_disable_wins() {
         traffic(&client, &email_tenants, &custom_tenants, 1000 + i).await;
     }
     let defs = ours(&pg);
-    assert_eq!(defs.len(), 2, "{defs:#?}; {:#?}", dump(&pg));
+    assert_eq!(defs.len(), 3, "{defs:#?}; {:#?}", dump(&pg));
     assert!(
-        !defs.iter().any(|d| d.contains("tenant_id = 4")),
+        !defs.iter().any(|d| d.contains("tenant_id = 5")),
         "declared disable ignored: {defs:#?}"
     );
     let reasons = lines(
