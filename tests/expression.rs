@@ -133,6 +133,20 @@ async fn until(
     }
 }
 
+/// GET /metrics on the proxy's metrics port.
+async fn metrics_text(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
 fn cli(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_indexpilot"))
         .args(args)
@@ -153,6 +167,10 @@ async fn observed_expression_appears_and_fades() {
     let dsn = pg.url();
     let mut s = settings(&dsn, "advise");
     s.push(("expression.fade_after", "2s"));
+    let metrics_port = free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    s.retain(|(k, _)| *k != "metrics_listen");
+    s.push(("metrics_listen", &metrics_addr));
     let proxy = start_proxy(&pg, &s).await;
     let client = connect(&proxy.conninfo(&pg)).await.unwrap();
     let profile = "select tenant || ' ' || column_name || ' ' || enabled || ' ' || source
@@ -168,6 +186,25 @@ async fn observed_expression_appears_and_fades() {
     );
     assert_eq!(enabled.len(), 1, "{:#?}", dump(&pg));
     assert!(enabled[0].contains("observed"), "{enabled:?}");
+    // The leader's breadth gauges, as /metrics exports them.
+    let started = Instant::now();
+    loop {
+        let body = metrics_text(metrics_port).await;
+        let expressed = body.contains("indexpilot_fields_expressed{table=\"contacts\"} 1");
+        let active = body.contains("indexpilot_tenants_active 1");
+        if expressed && active {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "breadth gauges missing: {}",
+            body.lines()
+                .filter(|l| l.contains("tenants_active") || l.contains("fields_expressed"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // No more traffic: the expression fades after expression.fade_after.
     let started = Instant::now();
     while lines(&pg, profile) != ["7 custom_1 false observed"] {
