@@ -20,6 +20,8 @@ pub mod indexer;
 pub mod metrics;
 pub mod pg;
 pub mod proxy;
+pub mod report;
+pub mod sim;
 pub mod shutdown;
 pub mod sql;
 pub mod stats;

@@ -1,0 +1,1 @@
+//! CRM schema and data (being written).

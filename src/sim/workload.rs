@@ -1,0 +1,1 @@
+//! Workload (being written).
