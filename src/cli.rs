@@ -29,6 +29,39 @@ pub enum Command {
     Genome(GenomeArgs),
     /// Show or declare which tenants use which fields.
     Expression(ExpressionArgs),
+    /// The whole story on a throwaway PostgreSQL: seed a multi-tenant CRM,
+    /// measure it without and with automatic indexing, write the report.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// tiny (CI), small (the seed report's 10 tenants), medium, large
+    /// (1,000 tenants, 10M contacts).
+    #[arg(long, default_value = "tiny")]
+    pub scenario: String,
+    /// Where report.md, report.json and latency.svg go.
+    #[arg(long, default_value = "./report")]
+    pub out: PathBuf,
+    /// Override the scenario's tenant count.
+    #[arg(long)]
+    pub tenants: Option<u32>,
+    /// Override the scenario's contact count (organizations: a tenth,
+    /// interactions: twice).
+    #[arg(long)]
+    pub contacts: Option<u64>,
+    /// Override the queries per measured run.
+    #[arg(long)]
+    pub queries: Option<u64>,
+    /// Override the concurrent clients.
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+    /// Override the measured runs per phase.
+    #[arg(long)]
+    pub trials: Option<u32>,
+    /// Override the random seed (data and query sequence).
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]

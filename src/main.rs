@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use indexpilot::cli::{
-    AdviseArgs, Cli, Command, ExpressionAction, ExpressionArgs, GenomeAction, GenomeArgs,
+    AdviseArgs, Cli, Command, DemoArgs, ExpressionAction, ExpressionArgs, GenomeAction, GenomeArgs,
     LineageArgs,
 };
 use indexpilot::config::Config;
@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Advise(args) => advise(args),
         Command::Genome(args) => genome(args),
         Command::Expression(args) => expression(args),
+        Command::Demo(args) => demo(args),
         Command::Serve(args) => {
             let config = match load(args.config.as_deref(), args.overrides()) {
                 Ok(c) => Arc::new(c),
@@ -150,4 +151,42 @@ fn expression(args: ExpressionArgs) -> ExitCode {
             }
         }
     }))
+}
+
+fn demo(args: DemoArgs) -> ExitCode {
+    let Some(mut scenario) = indexpilot::sim::Scenario::named(&args.scenario) else {
+        eprintln!(
+            "indexpilot: unknown scenario {:?}: use tiny, small, medium or large",
+            args.scenario
+        );
+        return ExitCode::from(2);
+    };
+    if let Some(v) = args.tenants {
+        scenario.tenants = v.max(1);
+    }
+    if let Some(v) = args.contacts {
+        scenario.contacts = v.max(1);
+    }
+    if let Some(v) = args.queries {
+        scenario.queries = v.max(1);
+    }
+    if let Some(v) = args.concurrency {
+        scenario.concurrency = v.max(1);
+    }
+    if let Some(v) = args.trials {
+        scenario.trials = v.max(1);
+    }
+    if let Some(v) = args.seed {
+        scenario.seed = v;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return finish(Err(e.into())),
+    };
+    let done = rt.block_on(indexpilot::sim::demo::demo(scenario, args.out));
+    finish(done.map(|_| String::new()))
 }

@@ -3,6 +3,7 @@
 //! deterministic query sequence run by concurrent clients through the proxy
 //! ([`workload`]), and the [`Scenario`]s that size them.
 
+pub mod demo;
 pub mod seed;
 pub mod workload;
 
