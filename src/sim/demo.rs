@@ -35,6 +35,8 @@ pub const AUTO_SETTINGS: &[(&str, &str)] = &[
 /// How long the auto phase may learn, and the drift phase run, at most.
 const LEARN_LIMIT: Duration = Duration::from_secs(75);
 const DRIFT_LIMIT: Duration = Duration::from_secs(60);
+/// Learning (and drift, when nothing was built) lasts at least this long.
+const MIN_LEARN: Duration = Duration::from_secs(15);
 
 /// Run the whole demo and write the report into `out`.
 pub async fn demo(scenario: Scenario, out: PathBuf) -> anyhow::Result<Report> {
@@ -314,7 +316,10 @@ async fn learn(
         )
         .await?;
         let (now_builds, unverified) = build_state(admin).await?;
-        quiet = if now_builds == builds && unverified == 0 && now_builds > 0 {
+        // Settled: nothing new and nothing being verified, after at least
+        // MIN_LEARN (the indexer needs calls and rounds to start with).
+        let calm = now_builds == builds && unverified == 0;
+        quiet = if calm && (now_builds > 0 || started.elapsed() >= MIN_LEARN) {
             quiet + 1
         } else {
             0
@@ -388,7 +393,8 @@ async fn drift(
             started.elapsed().as_secs_f64(),
             builds - builds_before
         ));
-        if undone > 0 && builds > builds_before {
+        let nothing_to_drift = builds_before == 0 && started.elapsed() >= MIN_LEARN;
+        if (undone > 0 && builds > builds_before) || nothing_to_drift {
             break;
         }
     }

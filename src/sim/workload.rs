@@ -189,7 +189,8 @@ fn make(seeded: &Seeded, rng: &mut Rng, class: Class, tenant: u32, next_id: &mut
     let n = seeded.contacts_per_tenant[tenant as usize].max(1);
     let (id, email, phone) = seed::contact_of(seeded, tenant, rng.below(n));
     let t = Value::Int(tenant as i32);
-    let now = SystemTime::now();
+    // The seeded data is anchored at a fixed date (same data every run).
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(seed::DATA_NOW_UNIX);
     let (sql, params, simple): (&'static str, Vec<Value>, bool) = match class {
         Class::EmailLookup => (
             "select id, first_name, last_name from contacts where tenant_id = $1 and email = $2",
