@@ -224,7 +224,7 @@ async fn run_batch(
         }
     });
     let samples = workload::run(conninfo, queries, s.concurrency, progress).await?;
-    if let Ok(mut b) = bar.lock() {
+    if let (true, Ok(mut b)) = (show, bar.lock()) {
         b.finish();
     }
     admin
@@ -519,20 +519,23 @@ fn status(text: &str) {
 /// A one-line progress bar on stderr.
 struct Bar {
     label: String,
+    total: u64,
     last: Instant,
     shown: bool,
 }
 
 impl Bar {
-    fn new(label: &str, _total: u64) -> Bar {
+    fn new(label: &str, total: u64) -> Bar {
         Bar {
             label: label.to_string(),
+            total,
             last: Instant::now() - Duration::from_secs(1),
             shown: false,
         }
     }
 
     fn set(&mut self, done: u64, total: u64) {
+        self.total = total;
         if self.last.elapsed() < Duration::from_millis(100) && done < total {
             return;
         }
@@ -555,8 +558,12 @@ impl Bar {
         self.shown = true;
     }
 
+    /// Show the bar full and end its line.
     fn finish(&mut self) {
-        if self.shown {
+        if self.shown || self.total > 0 {
+            self.last = Instant::now() - Duration::from_secs(1);
+            let total = self.total;
+            self.set(total, total);
             eprintln!();
         }
     }
