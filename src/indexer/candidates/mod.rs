@@ -382,13 +382,19 @@ fn has_other_hot(usage: &TableUsage, tenant_col: &str, settings: &Settings) -> b
 /// Check one pattern against the table's facts and turn it into candidates
 /// (a tenant composite, per-tenant partials, or a plain index).
 fn propose(p: Pattern<'_>, settings: &Settings, out: &mut Outcome) {
-    let selectivity = match admit(&p, settings) {
-        Ok(s) => s,
-        Err(reason) => return out.reject(p.label, &p.keys, reason),
-    };
     let using = p.usage.per_tenant.len();
     let tenant_col = &settings.tenant_column;
     let scoped = using > 0 && p.table.column(tenant_col).is_some() && !p.keys.contains(tenant_col);
+    // A tenant-scoped lookup also filters on the tenant: `type = $2` alone
+    // may match 1/8 of a table, `tenant_id = $1 AND type = $2` far fewer.
+    let tenant_factor = match p.table.column(tenant_col) {
+        Some(col) if scoped => equality_selectivity(col, p.table.rows).unwrap_or(1.0),
+        _ => 1.0,
+    };
+    let selectivity = match admit(&p, settings, tenant_factor) {
+        Ok(s) => s,
+        Err(reason) => return out.reject(p.label, &p.keys, reason),
+    };
     if !scoped {
         if p.table.covered_by_prefix(&p.keys) {
             return out.reject(p.label, &p.keys, COVERED.into());
@@ -439,7 +445,7 @@ const COVERED: &str = "covered by an existing index prefix";
 
 /// The table is large enough and the keys indexable and selective: the
 /// estimated selectivity, or why not.
-fn admit(p: &Pattern<'_>, settings: &Settings) -> Result<f64, String> {
+fn admit(p: &Pattern<'_>, settings: &Settings, tenant_factor: f64) -> Result<f64, String> {
     if let Some(key) = p.keys.iter().find(|k| {
         settings
             .not_indexable
@@ -458,7 +464,7 @@ fn admit(p: &Pattern<'_>, settings: &Settings) -> Result<f64, String> {
             settings.min_table_rows
         ));
     }
-    let selectivity = selectivity(p)?;
+    let selectivity = selectivity(p)? * tenant_factor;
     if selectivity > MAX_SELECTIVITY {
         return Err(format!(
             "unselective: ~{:.0} rows per lookup = {:.1}% of {rows:.0} > {:.0}%",

@@ -262,7 +262,8 @@ fn evidence_carries_the_numbers() {
     let e = &cands[0].evidence;
     assert_eq!((e.calls, e.tenants_using, e.tenants_active), (500, 1, 1));
     assert_eq!((e.rows_per_call, e.table_rows), (1.0, 1e6));
-    assert!((e.selectivity - 1e-6).abs() < 1e-12, "{e:?}");
+    // email's 1e-6, times the tenant's share: the lookup filters on both.
+    assert!(e.selectivity > 0.0 && e.selectivity <= 1e-6, "{e:?}");
     assert!(e.reason.contains("500 calls"), "{e:?}");
 }
 
@@ -275,4 +276,31 @@ fn tables_without_facts_are_rejected() {
     let (cands, rejected) = generate(&snapshot, &[], &Settings::default());
     assert!(cands.is_empty());
     assert_eq!(rejected[0].reason, "no catalog facts for table");
+}
+
+#[test]
+fn a_low_cardinality_column_is_selective_within_a_tenant() {
+    // `type` has 8 values (1/8 of the table per value: unselective alone),
+    // but every lookup also names the tenant (one of 100): selective.
+    let mut table = orders(1e6);
+    if let Some(c) = table.columns.iter_mut().find(|c| c.name == "email") {
+        c.n_distinct = 8.0;
+    }
+    let tenants: Vec<String> = (0..40).map(|t| t.to_string()).collect();
+    let columns = tenants
+        .iter()
+        .map(|t| stat(Some(t.as_str()), "email", "equality", 10))
+        .collect();
+    let snapshot = Snapshot {
+        columns,
+        ..Snapshot::default()
+    };
+    let (cands, rejected) = generate(&snapshot, &[table], &Settings::default());
+    assert!(
+        cands
+            .iter()
+            .any(|c| c.keys == keys(&["tenant_id", "email"])
+                && c.kind == CandidateKind::TenantComposite),
+        "{cands:#?} {rejected:#?}"
+    );
 }
