@@ -412,9 +412,12 @@ async fn index_events(
 ) -> anyhow::Result<Vec<IndexEvent>> {
     let rows = admin
         .query(
-            "select kind, coalesce(table_name, ''), columns, tenant, at, index_name, reason, evidence::text
+            "select case when kind = 'advise' then 'advise: ' || outcome else kind end,
+                    coalesce(table_name, ''), columns, tenant, at, index_name, reason, evidence::text
                from indexpilot.mutation_log
-              where kind in ('create', 'keep', 'revert', 'drop') order by id",
+              where kind in ('create', 'keep', 'revert', 'drop')
+                 or (kind = 'advise' and outcome <> 'recommended')
+              order by id",
             &[],
         )
         .await?;
