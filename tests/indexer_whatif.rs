@@ -183,3 +183,39 @@ async fn hypopg_version_is_per_database() {
     let bare = connect(&pg, "bare").await;
     assert_eq!(whatif::hypopg_version(&bare).await.unwrap(), None);
 }
+
+/// The demo's `industry_filter` shape: equality on the tenant and a
+/// low-cardinality column, ORDER BY ... DESC LIMIT $3, with an index on
+/// the tenant alone already there.
+#[tokio::test]
+async fn composite_for_an_ordered_limited_lookup_is_used() {
+    let (_pg, client) = setup(true).await;
+    client
+        .batch_execute(
+            "create table organizations (id bigint primary key, tenant_id int not null,
+                 name text, industry text, size int, created_at timestamptz);
+             insert into organizations
+               select g, g % 200, 'o' || g, 'ind' || (g % 30), g % 1000,
+                      now() - (g || ' minutes')::interval
+               from generate_series(1, 100000) g;
+             create index on organizations (tenant_id);
+             analyze organizations;",
+        )
+        .await
+        .unwrap();
+    let spec = IndexSpec {
+        schema: "public".into(),
+        table: "organizations".into(),
+        keys: vec![
+            IndexKey::Column("tenant_id".into()),
+            IndexKey::Column("industry".into()),
+        ],
+        predicate: None,
+    };
+    let sql = whatif::placeholders(
+        "select id, name, size from organizations where tenant_id = ? and industry = ? \
+         order by created_at desc limit ?",
+    );
+    let w = whatif::what_if(&client, &sql, &spec).await.unwrap();
+    assert!(w.uses_index && w.after < w.before, "{w:?} for {sql}");
+}
