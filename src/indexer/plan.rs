@@ -217,9 +217,11 @@ pub async fn propose(round: &Round<'_>, c: &Candidate) -> Option<Proposal> {
     let mut planner = None;
     let mut plan_cost_now = None;
     let mut planner_note = None;
-    let statement = fingerprints
-        .iter()
-        .find_map(|fp| round.uses.text(*fp).map(|t| (*fp, t.to_string())));
+    let statement = fingerprints.iter().find_map(|fp| {
+        let text = round.uses.text(*fp)?;
+        let costed = heaviest_tenant(text, round.tenant_column, table).unwrap_or(text.to_string());
+        Some((*fp, costed))
+    });
     if let (Some(client), Some((fp, text))) = (round.client, statement) {
         // A partial index's predicate (tenant = X) cannot be proven from a
         // generic plan's `tenant = $n`: those are left to the estimate.
@@ -319,6 +321,46 @@ fn tenant_share(table: &TableFacts, tenant_column: &str, tenant: &str) -> f64 {
     }
 }
 
+/// `text` with its tenant parameter (`tenant_column = $n`) replaced by the
+/// table's most common tenant, later parameters renumbered. A generic plan
+/// costs a lookup for an average tenant; with skewed tenants the lookups
+/// that hurt are the big tenants', so that is the one to ask the planner
+/// about. `None` when the statement has no tenant parameter or the tenant
+/// column no most-common values.
+pub fn heaviest_tenant(text: &str, tenant_column: &str, table: &TableFacts) -> Option<String> {
+    let shapes = sql::analyze(text, &Catalog::new(), tenant_column).ok()?;
+    let n = shapes.iter().find_map(|s| match s.tenant {
+        Some(sql::TenantValue::Param(n)) => Some(n),
+        _ => None,
+    })?;
+    let (value, _) = table.column(tenant_column)?.most_common.first()?;
+    let literal = format!("'{}'", value.replace('\'', "''"));
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + literal.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'$' {
+            let digits = bytes[i + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            if let Ok(k) = text[i + 1..i + 1 + digits].parse::<u16>() {
+                if k == n {
+                    out.push_str(&literal);
+                } else {
+                    out.push_str(&format!("${}", if k > n { k - 1 } else { k }));
+                }
+                i += 1 + digits;
+                continue;
+            }
+        }
+        let ch = text[i..].chars().next()?;
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    Some(out)
+}
+
 /// The label a [`CandidateKind`] gets in evidence and output.
 pub fn kind_label(kind: CandidateKind) -> &'static str {
     match kind {
@@ -326,5 +368,38 @@ pub fn kind_label(kind: CandidateKind) -> &'static str {
         CandidateKind::TenantComposite => "tenant_composite",
         CandidateKind::TenantPartial => "tenant_partial",
         CandidateKind::Expression => "expression",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::indexer::model::ColumnFacts;
+
+    #[test]
+    fn the_tenant_parameter_becomes_the_heaviest_tenant() {
+        let table = TableFacts {
+            name: "organizations".into(),
+            schema: "public".into(),
+            columns: vec![ColumnFacts {
+                name: "tenant_id".into(),
+                most_common: vec![("0".into(), 0.17), ("1".into(), 0.09)],
+                ..ColumnFacts::default()
+            }],
+            ..TableFacts::default()
+        };
+        let text = "select id from organizations where industry = $1 and tenant_id = $2 \
+                    order by created_at desc limit $3";
+        assert_eq!(
+            heaviest_tenant(text, "tenant_id", &table).unwrap(),
+            "select id from organizations where industry = $1 and tenant_id = '0' \
+             order by created_at desc limit $2"
+        );
+        assert!(heaviest_tenant(
+            "select 1 from organizations where id = $1",
+            "tenant_id",
+            &table
+        )
+        .is_none());
     }
 }
