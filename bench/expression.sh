@@ -28,18 +28,8 @@ BENCH=expression.sh
 # shellcheck source=bench/lib.sh
 source "$HERE/lib.sh"
 
-PROXY_PID='' PG_STARTED='' WORK=''
-cleanup() {
-    set +e
-    [[ -n $PROXY_PID ]] && stop_pid "$PROXY_PID"
-    [[ -n $PG_STARTED ]] && as_pg "$PG_BIN/pg_ctl" stop -D "$WORK/data" -m immediate -s >/dev/null 2>&1
-    [[ -n $WORK ]] && rm -rf "$WORK"
-    return 0
-}
-trap cleanup EXIT
+trap cleanup_proxy_and_cluster EXIT
 trap 'exit 130' INT TERM
-
-sql() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -Atqc "$1"; }
 
 seed() {
     log "seeding contacts: $TENANTS tenants x $ROWS rows; custom_1 set for tenants 0..$((USERS - 1))"
@@ -77,12 +67,7 @@ EOF
 # plus email lookups by every tenant (so that all tenants are active), until
 # it has built its indexes for custom_1 (or 120 s).
 let_indexpilot_choose() {
-    PROXY_PORT=$(free_port)
-    setsid "$BIN" serve --listen "127.0.0.1:$PROXY_PORT" --upstream "postgres://127.0.0.1:$PGPORT" \
-        --set "admin.dsn=host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres" \
-        --set indexer.mode=apply --set metrics_listen=off >"$WORK/proxy.log" 2>&1 </dev/null &
-    PROXY_PID=$!
-    wait_ready "$PROXY_PORT" proxy "$PROXY_PID"
+    start_apply_proxy
     log "IndexPilot (apply, defaults) watching $USERS tenants look up custom_1"
     local deadline=$((SECONDS + 120)) built=0
     while ((SECONDS < deadline)); do

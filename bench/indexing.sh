@@ -38,18 +38,8 @@ BENCH=indexing.sh
 # shellcheck source=bench/lib.sh
 source "$HERE/lib.sh"
 
-PROXY_PID='' PG_STARTED='' WORK=''
-cleanup() {
-    set +e
-    [[ -n $PROXY_PID ]] && stop_pid "$PROXY_PID"
-    [[ -n $PG_STARTED ]] && as_pg "$PG_BIN/pg_ctl" stop -D "$WORK/data" -m immediate -s >/dev/null 2>&1
-    [[ -n $WORK ]] && rm -rf "$WORK"
-    return 0
-}
-trap cleanup EXIT
+trap cleanup_proxy_and_cluster EXIT
 trap 'exit 130' INT TERM
-
-sql() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -Atqc "$1"; }
 
 seed() {
     log "seeding accounts ($ROWS rows) and events (20000 rows)"
@@ -87,15 +77,6 @@ select id, counter from events where code = :c;
 EOF
 }
 
-start_proxy() {
-    PROXY_PORT=$(free_port)
-    setsid "$BIN" serve --listen "127.0.0.1:$PROXY_PORT" --upstream "postgres://127.0.0.1:$PGPORT" \
-        --set "admin.dsn=host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres" \
-        --set indexer.mode=apply --set metrics_listen=off >"$WORK/proxy.log" 2>&1 </dev/null &
-    PROXY_PID=$!
-    wait_ready "$PROXY_PORT" proxy "$PROXY_PID"
-}
-
 trial() {
     local n=$1 dir="$WORK/trial$n"
     mkdir -p "$dir" && chown postgres "$dir"
@@ -104,7 +85,7 @@ trial() {
         sql "drop index $idx"
     done
     sql "drop schema if exists indexpilot cascade; select pg_stat_reset();" >/dev/null
-    start_proxy
+    start_apply_proxy
     local started
     started=$(python3 -c 'import time; print(time.time())')
     (cd "$dir" && "$PG_BIN/pgbench" -n -T "$DURATION" -c "$CLIENTS" -j 2 -M prepared -f "$WORK/hot.sql" \

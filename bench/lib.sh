@@ -68,3 +68,26 @@ start_cluster() {
         || { cat "$WORK/postgres.log" >&2; die "PostgreSQL did not start"; }
     log "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on port $PGPORT"
 }
+
+# The indexing benchmarks' shared parts: a psql shorthand on the cluster,
+# the proxy in apply mode with its defaults otherwise, and the clean-up of
+# both on exit.
+sql() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -Atqc "$1"; }
+
+start_apply_proxy() {
+    PROXY_PORT=$(free_port)
+    setsid "$BIN" serve --listen "127.0.0.1:$PROXY_PORT" --upstream "postgres://127.0.0.1:$PGPORT" \
+        --set "admin.dsn=host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres" \
+        --set indexer.mode=apply --set metrics_listen=off >"$WORK/proxy.log" 2>&1 </dev/null &
+    PROXY_PID=$!
+    wait_ready "$PROXY_PORT" proxy "$PROXY_PID"
+}
+
+PROXY_PID='' PG_STARTED='' WORK=''
+cleanup_proxy_and_cluster() {
+    set +e
+    [[ -n $PROXY_PID ]] && stop_pid "$PROXY_PID"
+    [[ -n $PG_STARTED ]] && as_pg "$PG_BIN/pg_ctl" stop -D "$WORK/data" -m immediate -s >/dev/null 2>&1
+    [[ -n $WORK ]] && rm -rf "$WORK"
+    return 0
+}

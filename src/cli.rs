@@ -68,18 +68,8 @@ pub struct DemoArgs {
 pub struct ExpressionArgs {
     #[command(subcommand)]
     pub action: ExpressionAction,
-    /// Configuration file; `admin.*` is used.
-    #[arg(long, short = 'c', value_name = "FILE", global = true)]
-    pub config: Option<PathBuf>,
-    /// Connection string, instead of `admin.dsn`.
-    #[arg(long, value_name = "DSN", global = true)]
-    pub dsn: Option<String>,
-    /// Override any config key, e.g. `--set admin.schema=ops`.
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value, global = true)]
-    pub set: Vec<(String, String)>,
-    /// Print JSON instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,19 +110,8 @@ pub struct Declare {
 pub struct GenomeArgs {
     #[command(subcommand)]
     pub action: Option<GenomeAction>,
-    /// Configuration file; `admin.*`, `genome.*` and `indexer.index_prefix`
-    /// are used.
-    #[arg(long, short = 'c', value_name = "FILE", global = true)]
-    pub config: Option<PathBuf>,
-    /// Connection string, instead of `admin.dsn`.
-    #[arg(long, value_name = "DSN", global = true)]
-    pub dsn: Option<String>,
-    /// Override any config key, e.g. `--set genome.exclude_tables=audit_log`.
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value, global = true)]
-    pub set: Vec<(String, String)>,
-    /// Print JSON instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 /// What `indexpilot genome` does; `show` when omitted.
@@ -147,37 +126,35 @@ pub enum GenomeAction {
 
 #[derive(Debug, clap::Args)]
 pub struct AdviseArgs {
-    /// Configuration file; `indexer.*`, `admin.*` and `analysis.*` are used.
-    #[arg(long, short = 'c', value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Connection string, instead of `indexer.dsn` / `admin.dsn`.
-    #[arg(long, value_name = "DSN")]
-    pub dsn: Option<String>,
-    /// Override any config key, e.g. `--set indexer.min_calls=10`.
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    pub set: Vec<(String, String)>,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct LineageArgs {
-    /// Configuration file; `admin.dsn` and `admin.schema` are used.
-    #[arg(long, short = 'c', value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Connection string, instead of `admin.dsn`.
-    #[arg(long, value_name = "DSN")]
-    pub dsn: Option<String>,
-    /// Override any config key, e.g. `--set admin.schema=ops`.
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    pub set: Vec<(String, String)>,
-    /// Print JSON instead of a timeline.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
     /// How many of the most recent entries.
     #[arg(long, default_value_t = 200)]
     pub limit: i64,
+}
+
+/// What every command that reads IndexPilot's tables takes.
+#[derive(Debug, clap::Args)]
+pub struct DbArgs {
+    /// Configuration file (see the annotated proxy.toml).
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Connection string, instead of the one in the configuration
+    /// (`admin.dsn`; for `advise`, `indexer.dsn` first).
+    #[arg(long, value_name = "DSN", global = true)]
+    pub dsn: Option<String>,
+    /// Override any config key, e.g. `--set admin.schema=ops`.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value, global = true)]
+    pub set: Vec<(String, String)>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

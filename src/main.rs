@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use clap::Parser;
 use indexpilot::cli::{
-    AdviseArgs, Cli, Command, DemoArgs, ExpressionAction, ExpressionArgs, GenomeAction, GenomeArgs,
-    LineageArgs,
+    AdviseArgs, Cli, Command, DbArgs, DemoArgs, ExpressionAction, ExpressionArgs, GenomeAction,
+    GenomeArgs, LineageArgs,
 };
 use indexpilot::config::Config;
 use indexpilot::genome::expression::{self, ALL_TENANTS};
@@ -71,27 +71,40 @@ fn finish(result: anyhow::Result<String>) -> ExitCode {
     }
 }
 
+/// The configuration of a command that reads IndexPilot's tables; `--dsn`
+/// stands for both `admin.dsn` and `indexer.dsn`.
+fn database(db: &DbArgs) -> Result<Config, ExitCode> {
+    let mut sets = db.set.clone();
+    if let Some(dsn) = &db.dsn {
+        sets.push(("admin.dsn".to_string(), dsn.clone()));
+        sets.push(("indexer.dsn".to_string(), dsn.clone()));
+    }
+    load(db.config.as_deref(), sets)
+}
+
+/// The configuration and `admin.dsn`, or the exit code 2 to return.
+fn admin(db: &DbArgs) -> Result<(Config, String), ExitCode> {
+    let config = database(db)?;
+    let dsn = need_dsn(config.admin.dsn.clone(), "admin.dsn")?;
+    Ok((config, dsn))
+}
+
 fn lineage(args: LineageArgs) -> ExitCode {
-    let config = match load(args.config.as_deref(), args.set.clone()) {
+    let (config, dsn) = match admin(&args.db) {
         Ok(c) => c,
-        Err(code) => return code,
-    };
-    let dsn = match need_dsn(args.dsn.or(config.admin.dsn), "admin.dsn") {
-        Ok(d) => d,
         Err(code) => return code,
     };
     let schema = &config.admin.schema;
     finish(run(indexpilot::indexer::lineage::show(
-        &dsn, schema, args.limit, args.json,
+        &dsn,
+        schema,
+        args.limit,
+        args.db.json,
     )))
 }
 
 fn advise(args: AdviseArgs) -> ExitCode {
-    let mut sets = args.set.clone();
-    if let Some(dsn) = &args.dsn {
-        sets.push(("indexer.dsn".to_string(), dsn.clone()));
-    }
-    let config = match load(args.config.as_deref(), sets) {
+    let config = match database(&args.db) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -101,48 +114,35 @@ fn advise(args: AdviseArgs) -> ExitCode {
     ) {
         return code;
     }
-    finish(run(indexpilot::indexer::run::advise(&config, args.json)))
+    finish(run(indexpilot::indexer::run::advise(&config, args.db.json)))
 }
 
 fn genome(args: GenomeArgs) -> ExitCode {
-    let config = match load(args.config.as_deref(), args.set.clone()) {
+    let (config, dsn) = match admin(&args.db) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let dsn = match need_dsn(
-        args.dsn.clone().or_else(|| config.admin.dsn.clone()),
-        "admin.dsn",
-    ) {
-        Ok(d) => d,
-        Err(code) => return code,
-    };
+    let json = args.db.json;
     finish(run(async {
         match args.action.unwrap_or(GenomeAction::Show) {
-            GenomeAction::Show => indexpilot::genome::catalog::show(&config, &dsn, args.json).await,
+            GenomeAction::Show => indexpilot::genome::catalog::show(&config, &dsn, json).await,
             GenomeAction::Refresh => {
-                indexpilot::genome::catalog::refresh(&config, &dsn, args.json).await
+                indexpilot::genome::catalog::refresh(&config, &dsn, json).await
             }
         }
     }))
 }
 
 fn expression(args: ExpressionArgs) -> ExitCode {
-    let config = match load(args.config.as_deref(), args.set.clone()) {
+    let (config, dsn) = match admin(&args.db) {
         Ok(c) => c,
-        Err(code) => return code,
-    };
-    let dsn = match need_dsn(
-        args.dsn.clone().or_else(|| config.admin.dsn.clone()),
-        "admin.dsn",
-    ) {
-        Ok(d) => d,
         Err(code) => return code,
     };
     let schema = &config.admin.schema;
     finish(run(async {
         match &args.action {
             ExpressionAction::Show { tenant } => {
-                expression::show(&dsn, schema, tenant.as_deref(), args.json).await
+                expression::show(&dsn, schema, tenant.as_deref(), args.db.json).await
             }
             ExpressionAction::Enable(d) | ExpressionAction::Disable(d) => {
                 let enabled = matches!(args.action, ExpressionAction::Enable(_));

@@ -133,20 +133,6 @@ async fn until(
     }
 }
 
-/// GET /metrics on the proxy's metrics port.
-async fn metrics_text(port: u16) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
-}
-
 fn cli(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_indexpilot"))
         .args(args)
@@ -189,7 +175,7 @@ async fn observed_expression_appears_and_fades() {
     // The leader's breadth gauges, as /metrics exports them.
     let started = Instant::now();
     loop {
-        let body = metrics_text(metrics_port).await;
+        let body = http_get(metrics_port, "/metrics").await;
         let expressed = body.contains("indexpilot_fields_expressed{table=\"contacts\"} 1");
         let active = body.contains("indexpilot_tenants_active 1");
         if expressed && active {

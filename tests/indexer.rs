@@ -14,9 +14,9 @@ mod safety;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::http_get;
 use indexpilot::pg::TestPg;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres::Client;
 
 /// Rows `seed` puts in `contacts`; the traffic helpers look up existing ones.
@@ -198,18 +198,6 @@ fn cli(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
-}
-
-async fn http_get(port: u16, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
 }
 
 /// The sum of a metric's samples over all its label sets, if present.

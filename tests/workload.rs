@@ -6,19 +6,6 @@ use std::time::Duration;
 
 use common::*;
 use indexpilot::pg::PgOptions;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn http_get(port: u16, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traffic_reaches_counters_tables_and_metrics() {

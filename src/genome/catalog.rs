@@ -493,24 +493,7 @@ pub fn render(fields: &[Field]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        padded.join("  ").trim_end().to_string() + "\n"
-    };
-    let mut out = line(&header.map(str::to_string));
-    for r in &rows {
-        out.push_str(&line(r));
-    }
+    let mut out = super::aligned(header, &rows);
     if rows.is_empty() {
         out.push_str("(no genome recorded yet: run `indexpilot genome refresh`)\n");
     }

@@ -207,6 +207,18 @@ pub async fn build(
     lock_timeout: Duration,
     statement_timeout: Duration,
 ) -> Result<BuildOutcome, DdlError> {
+    let work = build_under_timeouts(client, spec, name);
+    under_timeouts(client, lock_timeout, statement_timeout, work).await
+}
+
+/// Run `work` with session-level `lock_timeout` and `statement_timeout`
+/// set on `client`, and reset them afterwards whatever `work` returned.
+async fn under_timeouts<T>(
+    client: &Client,
+    lock_timeout: Duration,
+    statement_timeout: Duration,
+    work: impl std::future::Future<Output = Result<T, DdlError>>,
+) -> Result<T, DdlError> {
     client
         .batch_execute(&format!(
             "SET lock_timeout = {}; SET statement_timeout = {}",
@@ -214,13 +226,13 @@ pub async fn build(
             millis(statement_timeout)
         ))
         .await?;
-    let result = build_under_timeouts(client, spec, name).await;
+    let result = work.await;
     let reset = client
         .batch_execute("RESET lock_timeout; RESET statement_timeout")
         .await;
-    let outcome = result?;
+    let value = result?;
     reset?;
-    Ok(outcome)
+    Ok(value)
 }
 
 /// Milliseconds for `SET`, at least 1 (0 would mean "no timeout").
@@ -323,20 +335,8 @@ pub async fn drop_index(
     lock_timeout: Duration,
     statement_timeout: Duration,
 ) -> Result<(), DdlError> {
-    client
-        .batch_execute(&format!(
-            "SET lock_timeout = {}; SET statement_timeout = {}",
-            millis(lock_timeout),
-            millis(statement_timeout)
-        ))
-        .await?;
-    let result = drop_ours(client, schema, name, prefix).await;
-    let reset = client
-        .batch_execute("RESET lock_timeout; RESET statement_timeout")
-        .await;
-    result?;
-    reset?;
-    Ok(())
+    let work = drop_ours(client, schema, name, prefix);
+    under_timeouts(client, lock_timeout, statement_timeout, work).await
 }
 
 /// Drops every INVALID index carrying our prefix and returns their names.

@@ -279,6 +279,11 @@ impl Stats {
         out
     }
 
+    /// A table or column name by id ("" for an unknown id).
+    fn name_of(&self, id: u32) -> Arc<str> {
+        self.names.name(id).unwrap_or_else(|| Arc::from(""))
+    }
+
     /// Id of a tenant name (bounded: beyond the limit, one shared "other" id).
     pub fn tenant_id(&self, name: &str) -> u32 {
         self.tenants.id(name)
@@ -402,14 +407,8 @@ impl Stats {
                 rows.push(FlushRow::Filter {
                     window_start: start,
                     tenant: self.tenants.name(e.key().tenant),
-                    table: self
-                        .names
-                        .name(e.key().table)
-                        .unwrap_or_else(|| Arc::from("")),
-                    column: self
-                        .names
-                        .name(e.key().column)
-                        .unwrap_or_else(|| Arc::from("")),
+                    table: self.name_of(e.key().table),
+                    column: self.name_of(e.key().column),
                     class: e.key().class,
                     calls,
                     rows: rows_seen,
@@ -422,16 +421,8 @@ impl Stats {
                 rows.push(FlushRow::Group {
                     window_start: start,
                     tenant: self.tenants.name(e.key().tenant),
-                    table: self
-                        .names
-                        .name(e.key().table)
-                        .unwrap_or_else(|| Arc::from("")),
-                    columns: e
-                        .key()
-                        .columns
-                        .iter()
-                        .map(|&c| self.names.name(c).unwrap_or_else(|| Arc::from("")))
-                        .collect(),
+                    table: self.name_of(e.key().table),
+                    columns: e.key().columns.iter().map(|&c| self.name_of(c)).collect(),
                     calls,
                 });
             }
@@ -484,7 +475,7 @@ impl Stats {
     /// Copy the counters out for readers (the indexer, tests, reports).
     pub fn snapshot(&self) -> Snapshot {
         let now = self.current_window.load(Ordering::Acquire);
-        let name = |id| self.names.name(id).unwrap_or_else(|| Arc::from(""));
+        let name = |id| self.name_of(id);
         let columns = self
             .columns
             .iter()

@@ -170,3 +170,18 @@ pub async fn start_proxy_to(upstream: &str, extra: &[(&str, &str)]) -> TestProxy
         task,
     }
 }
+
+/// A plain HTTP GET on 127.0.0.1 (the metrics and health endpoint): the
+/// whole response, status line and headers included.
+pub async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}

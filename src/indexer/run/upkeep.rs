@@ -23,21 +23,10 @@ impl Leader {
         client: &Client,
         tables: &[TableFacts],
     ) -> Result<(), IndexerError> {
-        let ix = self.config.indexer.clone();
         for t in tables {
             for i in t.indexes.iter().filter(|i| i.ours && !i.valid) {
-                let dropped = ddl::drop_index(
-                    client,
-                    &t.schema,
-                    &i.name,
-                    &ix.index_prefix,
-                    ix.lock_timeout,
-                    ix.statement_timeout,
-                )
-                .await;
-                if let Err(e) = dropped {
-                    tracing::debug!(index = %i.name, error = %e, "INVALID index not dropped yet; retrying next round");
-                    continue;
+                if self.drop_ours(client, &t.schema, &i.name).await.is_err() {
+                    continue; // the writer still holds the table: next round
                 }
                 let m = Mutation {
                     parent_id: self.failed_creates.remove(&i.name),
@@ -140,27 +129,10 @@ impl Leader {
                     after.mean_ms(),
                     ix.verify_min_gain
                 );
-                let dropped = ddl::drop_index(
-                    client,
-                    &p.schema,
-                    &p.index_name,
-                    &ix.index_prefix,
-                    ix.lock_timeout,
-                    ix.statement_timeout,
-                )
-                .await;
-                let outcome = match &dropped {
-                    Ok(()) => {
-                        metrics::counter!(m::INDEXES_REVERTED_TOTAL).increment(1);
-                        self.reverted.insert(p.index_name.clone(), Instant::now());
-                        "dropped".to_string()
-                    }
-                    Err(e) => {
-                        // Retried as an unused index later; recorded either way.
-                        warn!(index = %p.index_name, error = %e, "revert failed");
-                        format!("drop failed: {}", e.kind())
-                    }
-                };
+                // A failed drop is retried as an unused index later.
+                let outcome = self
+                    .undo(client, &p.schema, &p.index_name, m::INDEXES_REVERTED_TOTAL)
+                    .await;
                 let m = Mutation {
                     kind: Kind::Revert,
                     ddl: Some(ddl::drop_sql(&p.schema, &p.index_name)),
@@ -210,23 +182,9 @@ impl Leader {
                 let idle = w.since.elapsed();
                 let parent = w.create_id;
                 self.watched.remove(&i.name);
-                let dropped = ddl::drop_index(
-                    client,
-                    &t.schema,
-                    &i.name,
-                    &ix.index_prefix,
-                    ix.lock_timeout,
-                    ix.statement_timeout,
-                )
-                .await;
-                let outcome = match &dropped {
-                    Ok(()) => {
-                        metrics::counter!(m::INDEXES_DROPPED_TOTAL).increment(1);
-                        self.reverted.insert(i.name.clone(), Instant::now());
-                        "dropped".to_string()
-                    }
-                    Err(e) => format!("drop failed: {}", e.kind()),
-                };
+                let outcome = self
+                    .undo(client, &t.schema, &i.name, m::INDEXES_DROPPED_TOTAL)
+                    .await;
                 let m = Mutation {
                     parent_id: Some(parent),
                     kind: Kind::Drop,
@@ -257,7 +215,6 @@ impl Leader {
         client: &Client,
         tables: &[TableFacts],
     ) -> Result<(), IndexerError> {
-        let ix = self.config.indexer.clone();
         let tenant_column = self.config.analysis.tenant_column.clone();
         for t in tables {
             for i in t.indexes.iter().filter(|i| i.ours && i.valid) {
@@ -272,24 +229,12 @@ impl Leader {
                     continue;
                 }
                 let parent = self.creates.get(&i.name).copied();
-                let dropped = ddl::drop_index(
-                    client,
-                    &t.schema,
-                    &i.name,
-                    &ix.index_prefix,
-                    ix.lock_timeout,
-                    ix.statement_timeout,
-                )
-                .await;
-                let outcome = match &dropped {
-                    Ok(()) => {
-                        metrics::counter!(m::INDEXES_DROPPED_TOTAL).increment(1);
-                        self.reverted.insert(i.name.clone(), Instant::now());
-                        self.created_meta.remove(&i.name);
-                        "dropped".to_string()
-                    }
-                    Err(e) => format!("drop failed: {}", e.kind()),
-                };
+                let outcome = self
+                    .undo(client, &t.schema, &i.name, m::INDEXES_DROPPED_TOTAL)
+                    .await;
+                if outcome == DROPPED {
+                    self.created_meta.remove(&i.name);
+                }
                 let m = Mutation {
                     parent_id: parent,
                     kind: Kind::Drop,
@@ -309,4 +254,50 @@ impl Leader {
         }
         Ok(())
     }
+
+    /// `DROP INDEX CONCURRENTLY` of an index of ours under the configured
+    /// timeouts.
+    async fn drop_ours(
+        &self,
+        client: &Client,
+        schema: &str,
+        name: &str,
+    ) -> Result<(), ddl::DdlError> {
+        let ix = &self.config.indexer;
+        let dropped = ddl::drop_index(
+            client,
+            schema,
+            name,
+            &ix.index_prefix,
+            ix.lock_timeout,
+            ix.statement_timeout,
+        )
+        .await;
+        if let Err(e) = &dropped {
+            warn!(index = name, error = %e, "dropping an index of ours failed; retried later");
+        }
+        dropped
+    }
+
+    /// Drop an index this leader decided against: counted in `metric`, not
+    /// proposed again for a day. Returns the lineage outcome.
+    async fn undo(
+        &mut self,
+        client: &Client,
+        schema: &str,
+        name: &str,
+        metric: &'static str,
+    ) -> String {
+        match self.drop_ours(client, schema, name).await {
+            Ok(()) => {
+                metrics::counter!(metric).increment(1);
+                self.reverted.insert(name.to_string(), Instant::now());
+                DROPPED.to_string()
+            }
+            Err(e) => format!("drop failed: {}", e.kind()),
+        }
+    }
 }
+
+/// The lineage outcome of a successful drop.
+const DROPPED: &str = "dropped";
