@@ -32,17 +32,30 @@ pub enum Command {
     /// The whole story on a throwaway PostgreSQL: seed a multi-tenant CRM,
     /// measure it without and with automatic indexing, write the report.
     Demo(DemoArgs),
+    /// The demo's workload against a running proxy and database: seed the
+    /// CRM if absent, measure one phase (baseline or auto), record it.
+    Simulate(SimulateArgs),
+    /// Build the before/after report from IndexPilot's tables (recorded
+    /// simulation runs, lineage log, expression profiles, index sizes).
+    Report(ReportArgs),
 }
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// Where report.md, report.json and latency.svg go.
+    #[arg(long, default_value = "./report")]
+    pub out: PathBuf,
+}
+
+/// A scenario by name, with any of its sizes overridden.
+#[derive(Debug, clap::Args)]
+pub struct ScenarioArgs {
     /// tiny (CI), small (the seed report's 10 tenants), medium, large
     /// (1,000 tenants, 10M contacts).
     #[arg(long, default_value = "tiny")]
     pub scenario: String,
-    /// Where report.md, report.json and latency.svg go.
-    #[arg(long, default_value = "./report")]
-    pub out: PathBuf,
     /// Override the scenario's tenant count.
     #[arg(long)]
     pub tenants: Option<u32>,
@@ -62,6 +75,86 @@ pub struct DemoArgs {
     /// Override the random seed (data and query sequence).
     #[arg(long)]
     pub seed: Option<u64>,
+}
+
+impl ScenarioArgs {
+    /// The named scenario with the overrides applied, or the message for an
+    /// unknown name.
+    pub fn scenario(&self) -> Result<crate::sim::Scenario, String> {
+        let mut s = crate::sim::Scenario::named(&self.scenario).ok_or_else(|| {
+            format!(
+                "unknown scenario {:?}: use tiny, small, medium or large",
+                self.scenario
+            )
+        })?;
+        if let Some(v) = self.tenants {
+            s.tenants = v.max(1);
+        }
+        if let Some(v) = self.contacts {
+            s.contacts = v.max(1);
+        }
+        if let Some(v) = self.queries {
+            s.queries = v.max(1);
+        }
+        if let Some(v) = self.concurrency {
+            s.concurrency = v.max(1);
+        }
+        if let Some(v) = self.trials {
+            s.trials = v.max(1);
+        }
+        if let Some(v) = self.seed {
+            s.seed = v;
+        }
+        Ok(s)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// The application's connection string, pointing at the proxy, e.g.
+    /// postgres://app:pw@proxy:6432/app.
+    #[arg(long, value_name = "DSN")]
+    pub dsn: String,
+    /// Where IndexPilot's tables are (to follow the indexer and record the
+    /// run); default: --dsn.
+    #[arg(long, value_name = "DSN")]
+    pub admin_dsn: Option<String>,
+    /// IndexPilot's schema (config key admin.schema).
+    #[arg(long, default_value = "indexpilot")]
+    pub schema: String,
+    /// baseline: measure the proxy with indexing off (or advise); auto:
+    /// learn until the indexer (apply mode) settles, measure, drift.
+    #[arg(long, value_enum)]
+    pub mode: crate::report::collect::Mode,
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// Replace a simulation dataset seeded for another scenario (tables
+    /// IndexPilot did not create are never touched).
+    #[arg(long)]
+    pub reseed: bool,
+    /// The proxy's configuration file, recorded with the run for the report
+    /// (passwords masked).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// How long learning (auto) and the drift may last at most, e.g. 10m.
+    #[arg(long, default_value = "10m", value_parser = crate::config::parse_duration)]
+    pub learn_limit: std::time::Duration,
+    /// Learn at least this long before calling the indexer settled (longer
+    /// than one indexer.verify_window, so a build can be verified).
+    #[arg(long, default_value = "75s", value_parser = crate::config::parse_duration)]
+    pub min_learn: std::time::Duration,
+    /// Skip the drift phase after the auto measurement.
+    #[arg(long)]
+    pub no_drift: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Where report.md, report.json and latency.svg go.
+    #[arg(long, default_value = "./report")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::Parser;
 use indexpilot::cli::{
     AdviseArgs, Cli, Command, DbArgs, DemoArgs, ExpressionAction, ExpressionArgs, GenomeAction,
-    GenomeArgs, LineageArgs,
+    GenomeArgs, LineageArgs, ReportArgs, SimulateArgs,
 };
 use indexpilot::config::Config;
 use indexpilot::genome::expression::{self, ALL_TENANTS};
@@ -21,6 +21,8 @@ fn main() -> ExitCode {
         Command::Genome(args) => genome(args),
         Command::Expression(args) => expression(args),
         Command::Demo(args) => demo(args),
+        Command::Simulate(args) => simulate(args),
+        Command::Report(args) => report(args),
         Command::Serve(args) => {
             let config = match load(args.config.as_deref(), args.overrides()) {
                 Ok(c) => Arc::new(c),
@@ -154,39 +156,68 @@ fn expression(args: ExpressionArgs) -> ExitCode {
 }
 
 fn demo(args: DemoArgs) -> ExitCode {
-    let Some(mut scenario) = indexpilot::sim::Scenario::named(&args.scenario) else {
-        eprintln!(
-            "indexpilot: unknown scenario {:?}: use tiny, small, medium or large",
-            args.scenario
-        );
-        return ExitCode::from(2);
+    let scenario = match args.scenario.scenario() {
+        Ok(s) => s,
+        Err(message) => {
+            eprintln!("indexpilot: {message}");
+            return ExitCode::from(2);
+        }
     };
-    if let Some(v) = args.tenants {
-        scenario.tenants = v.max(1);
-    }
-    if let Some(v) = args.contacts {
-        scenario.contacts = v.max(1);
-    }
-    if let Some(v) = args.queries {
-        scenario.queries = v.max(1);
-    }
-    if let Some(v) = args.concurrency {
-        scenario.concurrency = v.max(1);
-    }
-    if let Some(v) = args.trials {
-        scenario.trials = v.max(1);
-    }
-    if let Some(v) = args.seed {
-        scenario.seed = v;
-    }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    finish(multi_thread(indexpilot::sim::demo::demo(scenario, args.out)).map(|_| String::new()))
+}
+
+fn simulate(args: SimulateArgs) -> ExitCode {
+    let scenario = match args.scenario.scenario() {
+        Ok(s) => s,
+        Err(message) => {
+            eprintln!("indexpilot: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = indexpilot::sim::simulate::Options {
+        dsn: args.dsn,
+        admin_dsn: args.admin_dsn,
+        schema: args.schema,
+        scenario,
+        mode: args.mode,
+        reseed: args.reseed,
+        config: args.config,
+        learn_limit: args.learn_limit,
+        min_learn: args.min_learn,
+        no_drift: args.no_drift,
+    };
+    finish(multi_thread(indexpilot::sim::simulate::simulate(options)))
+}
+
+fn report(args: ReportArgs) -> ExitCode {
+    let (config, dsn) = match admin(&args.db) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let schema = config.admin.schema.clone();
+    let json = args.db.json;
+    finish(run(async move {
+        let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        let report = indexpilot::report::collect::collect(&client, &schema).await?;
+        let files = indexpilot::report::render::write_all(&report, &args.out)?;
+        if json {
+            return Ok::<_, anyhow::Error>(indexpilot::report::render::json(&report) + "\n");
+        }
+        let mut text = indexpilot::sim::demo::summary(&report);
+        for f in files {
+            text.push_str(&format!("\n  wrote {}", f.display()));
+        }
+        Ok(text + "\n")
+    }))
+}
+
+/// The simulations run many clients: two worker threads, like the machine
+/// they were measured on.
+fn multi_thread<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return finish(Err(e.into())),
-    };
-    let done = rt.block_on(indexpilot::sim::demo::demo(scenario, args.out));
-    finish(done.map(|_| String::new()))
+        .build()?
+        .block_on(work)
 }

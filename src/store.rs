@@ -110,6 +110,18 @@ const MIGRATIONS: &[(&str, &str)] = &[
          updated_at timestamptz not null default now(),
          primary key (tenant, table_name, column_name));",
     ),
+    (
+        "simulation runs",
+        "create table {s}.simulation_run (
+         id bigserial primary key,
+         mode text not null check (mode in ('baseline', 'auto')),
+         started_at timestamptz not null,
+         finished_at timestamptz not null default now(),
+         scenario jsonb not null,
+         phase jsonb not null,
+         config jsonb not null default '[]',
+         notes jsonb not null default '[]');",
+    ),
 ];
 
 /// Bring the schema up to date; returns the version now in place.

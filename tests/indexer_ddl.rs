@@ -273,14 +273,14 @@ async fn lineage_records_a_create_and_its_revert() {
         indexpilot::store::migrate(&mut client, "indexpilot")
             .await
             .unwrap(),
-        4
+        5
     );
     // Migrating again is a no-op.
     assert_eq!(
         indexpilot::store::migrate(&mut client, "indexpilot")
             .await
             .unwrap(),
-        4
+        5
     );
     let create = Mutation {
         parent_id: None,

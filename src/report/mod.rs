@@ -1,13 +1,16 @@
 //! The before/after report (issue 6): `report.md`, `report.json` and a
-//! latency chart `latency.svg`, from a [`Report`] the demo (or `indexpilot
-//! report`, from IndexPilot's tables) fills in.
+//! latency chart `latency.svg`, from a [`Report`] that [`collect`] builds
+//! from IndexPilot's tables: the simulation runs the demo and `indexpilot
+//! simulate` record, the lineage log, the expression profiles and the
+//! indexes themselves.
 
+pub mod collect;
 pub mod render;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Latency of some set of queries, in milliseconds.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
     pub queries: u64,
     /// Queries per second over the measured time.
@@ -19,7 +22,7 @@ pub struct Latency {
 }
 
 /// One query class (email lookup, industry filter, writes, ...).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassLatency {
     pub class: String,
     /// Filtered reads are what indexes can help.
@@ -30,7 +33,7 @@ pub struct ClassLatency {
 }
 
 /// One phase (baseline: indexing off; auto: IndexPilot in apply mode).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Phase {
     pub name: String,
     /// Medians over the trials, all queries.
@@ -39,12 +42,31 @@ pub struct Phase {
     pub classes: Vec<ClassLatency>,
     /// The filtered reads together.
     pub filtered: Latency,
-    /// Writes per second.
+    /// Writes per second in the write-only runs (the closed-loop mix would
+    /// credit faster reads to the writes).
     pub write_throughput: f64,
+    /// The write-only runs (medians).
+    #[serde(default)]
+    pub writes: Latency,
+    /// Failed queries, median over the trials.
+    #[serde(default)]
+    pub errors: u64,
+    /// The traffic spike: many more clients at once, after the trials.
+    #[serde(default)]
+    pub spike: Option<Spike>,
     pub trials: u32,
     /// (seconds since the phase started, p95 ms over that second) for the
     /// chart, from one trial.
     pub timeline: Vec<(f64, f64)>,
+}
+
+/// A burst of clients: does latency hold, does anything fail?
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spike {
+    pub clients: u32,
+    pub overall: Latency,
+    pub filtered: Latency,
+    pub errors: u64,
 }
 
 /// An index IndexPilot created, kept, reverted or dropped.
@@ -69,6 +91,16 @@ pub struct TenantExpression {
     pub fields: Vec<String>,
 }
 
+/// An index of IndexPilot's that exists when the report is made.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IndexSize {
+    pub index_name: String,
+    pub table: String,
+    pub columns: Vec<String>,
+    pub tenant: Option<String>,
+    pub bytes: i64,
+}
+
 /// Everything the report shows.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
@@ -76,6 +108,8 @@ pub struct Report {
     pub baseline: Phase,
     pub auto: Phase,
     pub indexes: Vec<IndexEvent>,
+    /// IndexPilot's indexes as they are now, with their size.
+    pub index_sizes: Vec<IndexSize>,
     pub expression: Vec<TenantExpression>,
     /// The configuration the proxy ran with (key = value).
     pub config: Vec<(String, String)>,

@@ -4,7 +4,10 @@
 //! ([`workload`]), and the [`Scenario`]s that size them.
 
 pub mod demo;
+pub mod phase;
+pub mod progress;
 pub mod seed;
+pub mod simulate;
 pub mod workload;
 
 use serde::Serialize;
@@ -37,7 +40,7 @@ impl Scenario {
             "tiny" => (20, 40_000, 1_500, 4, 3, 300),
             "small" => (10, 1_500, 2_000, 4, 3, 500),
             "medium" => (200, 1_000_000, 6_000, 8, 3, 1_000),
-            "large" => (1_000, 10_000_000, 20_000, 16, 3, 2_000),
+            "large" => (1_000, 10_000_000, 4_000, 8, 3, 500),
             _ => return None,
         };
         Some(Scenario {

@@ -102,33 +102,112 @@ pub struct Seeded {
     pub seconds: f64,
 }
 
-/// Drop and create the four tables, load the data, analyze.
-/// `progress(done_rows, total_rows)` is called every chunk of rows.
+impl Seeded {
+    /// Where every row of scenario `s` is, without the database: the same
+    /// arithmetic as [`seed`] (which is how `indexpilot simulate` reuses a
+    /// dataset it seeded before).
+    pub fn layout(s: &Scenario) -> Seeded {
+        let contacts = split(s.contacts, s.tenants);
+        let orgs = split(s.contacts / 10, s.tenants);
+        Seeded {
+            tenants: s.tenants,
+            contacts: contacts.iter().sum(),
+            organizations: orgs.iter().sum(),
+            interactions: 2 * contacts.iter().sum::<u64>(),
+            contacts_per_tenant: contacts,
+            orgs_per_tenant: orgs,
+            seconds: 0.0,
+        }
+    }
+}
+
+/// What identifies a dataset: recorded as the comment of `contacts`, so
+/// that a later run can tell whether the tables hold the data it expects.
+pub fn marker(s: &Scenario) -> String {
+    format!(
+        "{MARKER_PREFIX}tenants={} contacts={} seed={}",
+        s.tenants, s.contacts, s.seed
+    )
+}
+
+/// Every simulation dataset's comment starts with this.
+pub const MARKER_PREFIX: &str = "indexpilot simulation dataset: ";
+
+/// What the database holds where the CRM tables go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Existing {
+    /// None of the four tables.
+    Nothing,
+    /// A dataset seeded by IndexPilot, with its marker.
+    Dataset(String),
+    /// Some of the tables exist and were not seeded by IndexPilot: they are
+    /// someone's data and must not be replaced.
+    Foreign(Vec<String>),
+}
+
+/// Look at the four table names in the connection's search path.
+pub async fn existing(client: &Client) -> Result<Existing, Error> {
+    let mut present = Vec::new();
+    for table in TABLES {
+        let row = client
+            .query_one(
+                "select to_regclass($1) is not null, obj_description(to_regclass($1), 'pg_class')",
+                &[&table],
+            )
+            .await?;
+        if row.get::<_, bool>(0) {
+            present.push((table, row.get::<_, Option<String>>(1)));
+        }
+    }
+    if present.is_empty() {
+        return Ok(Existing::Nothing);
+    }
+    let marked = present
+        .iter()
+        .find(|(t, _)| *t == "contacts")
+        .and_then(|(_, comment)| comment.clone())
+        .filter(|c| c.starts_with(MARKER_PREFIX));
+    Ok(match marked {
+        Some(m) => Existing::Dataset(m),
+        None => Existing::Foreign(present.iter().map(|(t, _)| t.to_string()).collect()),
+    })
+}
+
+/// Drop and create the four tables, load the data, analyze, and mark the
+/// dataset. `progress(done_rows, total_rows)` is called every chunk of rows.
 pub async fn seed(
     client: &Client,
     s: &Scenario,
     progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<Seeded, Error> {
     let started = Instant::now();
-    let contacts = split(s.contacts, s.tenants);
-    let orgs = split(s.contacts / 10, s.tenants);
-    let interactions: Vec<u64> = contacts.iter().map(|n| 2 * n).collect();
-    let total_contacts: u64 = contacts.iter().sum();
-    let total_orgs: u64 = orgs.iter().sum();
-    let total_interactions: u64 = interactions.iter().sum();
+    let layout = Seeded::layout(s);
     let mut bar = Progress {
         done: 0,
-        total: u64::from(s.tenants) + total_orgs + total_contacts + total_interactions,
+        total: u64::from(s.tenants) + layout.organizations + layout.contacts + layout.interactions,
         report: progress,
     };
 
     client.batch_execute(SCHEMA).await?;
     load_tenants(client, s, &mut bar).await?;
-    load_organizations(client, s.seed, &orgs, &mut bar).await?;
-    load_contacts(client, s.seed, &contacts, &orgs, &mut bar).await?;
-    load_interactions(client, s.seed, &contacts, &mut bar).await?;
+    load_organizations(client, s.seed, &layout.orgs_per_tenant, &mut bar).await?;
+    load_contacts(
+        client,
+        s.seed,
+        &layout.contacts_per_tenant,
+        &layout.orgs_per_tenant,
+        &mut bar,
+    )
+    .await?;
+    load_interactions(client, s.seed, &layout.contacts_per_tenant, &mut bar).await?;
     (bar.report)(bar.total, bar.total);
     client.batch_execute(KEYS).await?;
+    client
+        .batch_execute(&format!(
+            "comment on table contacts is '{}'",
+            marker(s).replace('\'', "''")
+        ))
+        .await?;
     // VACUUM refuses to run inside a transaction block, and a multi-statement
     // simple query is one: one call per table.
     for table in TABLES {
@@ -137,13 +216,8 @@ pub async fn seed(
             .await?;
     }
     Ok(Seeded {
-        tenants: s.tenants,
-        contacts: total_contacts,
-        organizations: total_orgs,
-        interactions: total_interactions,
-        contacts_per_tenant: contacts,
-        orgs_per_tenant: orgs,
         seconds: started.elapsed().as_secs_f64(),
+        ..layout
     })
 }
 

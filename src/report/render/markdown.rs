@@ -13,13 +13,15 @@ const MAX_TENANTS: usize = 30;
 
 /// The whole markdown document.
 pub fn render(r: &Report) -> String {
-    let sections: [fn(&Report) -> Vec<String>; 10] = [
+    let sections: [fn(&Report) -> Vec<String>; 12] = [
         title,
         headline,
         phase_tables,
         comparison,
         writes,
+        spike,
         indexes,
+        index_sizes,
         expression,
         configuration,
         notes,
@@ -259,10 +261,11 @@ fn comparison_row(label: &str, before: Option<f64>, after: Option<f64>) -> Strin
     format!("| {label} | {} | {} | {ratio} |", show(before), show(after))
 }
 
-/// Write throughput before and after: indexes cost writes something.
+/// Write throughput before and after (write-only runs): indexes cost
+/// writes something.
 fn writes(r: &Report) -> Vec<String> {
-    let (b, a) = (r.baseline.write_throughput, r.auto.write_throughput);
-    let change = match format::divide(a, b) {
+    let (b, a) = (&r.baseline, &r.auto);
+    let change = match format::divide(a.write_throughput, b.write_throughput) {
         Some(q) => format!(" ({:+.1}%)", (q - 1.0) * 100.0),
         None => String::new(),
     };
@@ -270,13 +273,45 @@ fn writes(r: &Report) -> Vec<String> {
         "## Writes".to_string(),
         String::new(),
         format!(
-            "Write throughput: {} writes/s in {} → {} writes/s in {}{change}.",
-            format::rate(b),
-            r.baseline.name,
-            format::rate(a),
-            r.auto.name
+            "Write throughput in the write-only runs: {} writes/s in {} → {} writes/s in \
+             {}{change}; write p95 {} ms → {} ms.",
+            format::rate(b.write_throughput),
+            b.name,
+            format::rate(a.write_throughput),
+            a.name,
+            format::ms(b.writes.p95_ms),
+            format::ms(a.writes.p95_ms),
         ),
     ]
+}
+
+/// The traffic spike and failed queries: nothing may fail.
+fn spike(r: &Report) -> Vec<String> {
+    let mut lines = vec![
+        "## Traffic spike and errors".to_string(),
+        String::new(),
+        "| phase | failed per trial | spike clients | spike q/s | spike filtered p95 ms | spike failed |"
+            .to_string(),
+        "|---|--:|--:|--:|--:|--:|".to_string(),
+    ];
+    for p in [&r.baseline, &r.auto] {
+        let spike = match &p.spike {
+            Some(s) => format!(
+                "{} | {} | {} | {}",
+                s.clients,
+                format::rate(s.overall.throughput),
+                format::ms(s.filtered.p95_ms),
+                s.errors
+            ),
+            None => [format::MISSING; 4].join(" | "),
+        };
+        lines.push(format!(
+            "| {} | {} | {spike} |",
+            format::cell(&p.name),
+            p.errors
+        ));
+    }
+    lines
 }
 
 /// What IndexPilot did, when and why.
@@ -305,6 +340,35 @@ fn indexes(r: &Report) -> Vec<String> {
             format::cell(&evidence::summary(&e.evidence)),
         ));
     }
+    lines
+}
+
+/// IndexPilot's indexes as they are now, with their sizes.
+fn index_sizes(r: &Report) -> Vec<String> {
+    let mut lines = vec!["## Indexes in place".to_string(), String::new()];
+    if r.index_sizes.is_empty() {
+        lines.push("No index of IndexPilot's is in place.".to_string());
+        return lines;
+    }
+    lines.push("| index | table | columns | tenant | size |".to_string());
+    lines.push("|---|---|---|---|--:|".to_string());
+    for i in &r.index_sizes {
+        lines.push(format!(
+            "| {} | {} | {} | {} | {} |",
+            format::cell(&i.index_name),
+            format::cell(&i.table),
+            format::cell(&i.columns.join(", ")),
+            format::cell(i.tenant.as_deref().unwrap_or("all")),
+            format::bytes(i.bytes as f64),
+        ));
+    }
+    let total: i64 = r.index_sizes.iter().map(|i| i.bytes).sum();
+    lines.push(String::new());
+    lines.push(format!(
+        "{} index(es), {} in all.",
+        r.index_sizes.len(),
+        format::bytes(total as f64)
+    ));
     lines
 }
 

@@ -3,7 +3,9 @@
 
 use serde_json::{json, Value};
 
-use super::super::{ClassLatency, IndexEvent, Latency, Phase, Report, TenantExpression};
+use super::super::{
+    ClassLatency, IndexEvent, IndexSize, Latency, Phase, Report, Spike, TenantExpression,
+};
 use super::*;
 
 fn latency(queries: u64, p95: f64) -> Latency {
@@ -37,6 +39,14 @@ fn phase(name: &str, scale: f64, timeline: Vec<(f64, f64)>) -> Phase {
         ],
         filtered: latency(2400, 850.0 * scale),
         write_throughput: 40.0 - scale,
+        writes: latency(500, 2.0 + scale),
+        errors: 0,
+        spike: Some(Spike {
+            clients: 32,
+            overall: latency(3000, 400.0 * scale),
+            filtered: latency(1500, 900.0 * scale),
+            errors: 0,
+        }),
         trials: 3,
         timeline,
     }
@@ -74,6 +84,13 @@ fn sample() -> Report {
             event("create", &["custom_1"], Some("t7"), 12.25),
             event("revert", &["custom_1"], Some("t7"), 24.0),
         ],
+        index_sizes: vec![IndexSize {
+            index_name: "ip_contacts_tenant_id_email".to_string(),
+            table: "contacts".to_string(),
+            columns: vec!["tenant_id".to_string(), "email".to_string()],
+            tenant: None,
+            bytes: 2_097_152,
+        }],
         expression: (0..35)
             .map(|i| TenantExpression {
                 tenant: format!("t{i}"),
@@ -99,8 +116,12 @@ fn markdown_has_every_section_in_order() {
         "### baseline (3 trials, medians)",
         "### auto (3 trials, medians)",
         "## Baseline vs auto (p95)",
-        "Write throughput: 39.0 writes/s in baseline → 40.0 writes/s in auto",
+        "Write throughput in the write-only runs: 39.0 writes/s in baseline → 40.0 writes/s in auto",
+        "## Traffic spike and errors",
+        "| auto | 0 | 32 |",
         "## Indexes",
+        "## Indexes in place",
+        "| ip_contacts_tenant_id_email | contacts | tenant_id, email | all | 2.0 MiB |",
         "## Per-tenant expression",
         "## Configuration",
         "## Notes",

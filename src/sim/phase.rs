@@ -1,0 +1,317 @@
+//! The phases of a simulation, shared by `indexpilot demo` and `indexpilot
+//! simulate`: a measured phase (warm-up, trials of the mixed workload and
+//! of writes alone, a traffic spike; medians over the trials), learning
+//! until the indexer has settled, and the drift in which the hot field
+//! moves. The proxy is whatever `conninfo` points at.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_postgres::Client;
+
+use super::progress::{status, Bar};
+use super::seed::Seeded;
+use super::workload::{self, Mix, Sample};
+use super::Scenario;
+use crate::report::{ClassLatency, Latency, Phase, Spike};
+use crate::store::quote_ident;
+
+/// The spike runs this many times the scenario's clients at once.
+pub const SPIKE_FACTOR: u32 = 4;
+
+/// Runs the workload of one scenario through one proxy.
+pub struct Runner<'a> {
+    /// libpq-style connection string of the proxy.
+    pub conninfo: String,
+    /// A connection to the same database: the rows the workload inserted
+    /// are removed through it after every batch.
+    pub data: &'a Client,
+    /// A connection that reads IndexPilot's tables, in `schema`.
+    pub admin: &'a Client,
+    pub schema: String,
+    pub seeded: &'a Seeded,
+    pub scenario: &'a Scenario,
+    /// How long learning and the drift may last at most.
+    pub learn_limit: Duration,
+    pub drift_limit: Duration,
+    /// Learning (and drift, when nothing was built) lasts at least this
+    /// long: the indexer needs calls and a few rounds to start with.
+    pub min_learn: Duration,
+}
+
+/// How learning or the drift ended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Settled {
+    pub seconds: f64,
+    /// Builds recorded in the lineage log so far.
+    pub builds: i64,
+    /// Reverts and drops recorded so far.
+    pub undone: i64,
+}
+
+impl Runner<'_> {
+    /// Warm-up, then per trial a run of the mixed workload and a run of
+    /// writes alone, then the spike; figures are medians over the trials.
+    pub async fn measure(&self, name: &str) -> anyhow::Result<Phase> {
+        let s = self.scenario;
+        let warm_up = format!("{name}: warm-up");
+        self.batch(Some(&warm_up), s.warmup, s.seed, Mix::Normal, s.concurrency)
+            .await?;
+        let mut mixed = Vec::new();
+        let mut writes = Vec::new();
+        for trial in 0..s.trials {
+            let seed = workload::trial_seed(s, trial);
+            let label = format!("{name}: trial {}/{}", trial + 1, s.trials);
+            mixed.push(
+                self.batch(Some(&label), s.queries, seed, Mix::Normal, s.concurrency)
+                    .await?,
+            );
+            let label = format!("{name}: writes {}/{}", trial + 1, s.trials);
+            writes.push(
+                self.batch(
+                    Some(&label),
+                    write_queries(s),
+                    seed ^ 0x5752_4954,
+                    Mix::Writes,
+                    s.concurrency,
+                )
+                .await?,
+            );
+        }
+        let clients = s.concurrency * SPIKE_FACTOR;
+        let label = format!("{name}: spike ({clients} clients)");
+        let spike = self
+            .batch(
+                Some(&label),
+                s.queries.div_ceil(2),
+                s.seed ^ 0x5350_494B,
+                Mix::Normal,
+                clients,
+            )
+            .await?;
+        let mut phase = median_phase(name, &mixed, s.trials);
+        let write_runs: Vec<Latency> = writes.iter().map(|w| workload::summarize(w).0).collect();
+        phase.writes = median_latency(&write_runs);
+        phase.write_throughput = phase.writes.throughput;
+        let (overall, _, filtered, _) = workload::summarize(&spike);
+        phase.spike = Some(Spike {
+            clients,
+            overall,
+            filtered,
+            errors: failures(&spike),
+        });
+        Ok(phase)
+    }
+
+    /// `n` queries of `mix` (deterministic in `seed`) with `clients`
+    /// clients; the rows they inserted are deleted afterwards, so every
+    /// batch starts from the same data.
+    pub async fn batch(
+        &self,
+        label: Option<&str>,
+        n: u64,
+        seed: u64,
+        mix: Mix,
+        clients: u32,
+    ) -> anyhow::Result<Vec<Sample>> {
+        let queries = Arc::new(workload::sequence(self.seeded, n, seed, mix));
+        let bar = Arc::new(std::sync::Mutex::new(Bar::new(label.unwrap_or(""), n)));
+        let show = label.is_some();
+        let progress_bar = bar.clone();
+        let progress = Arc::new(move |done: u64| {
+            if !show {
+                return;
+            }
+            if let Ok(mut b) = progress_bar.lock() {
+                b.set(done, n);
+            }
+        });
+        let samples = workload::run(&self.conninfo, queries, clients, progress).await?;
+        if let (true, Ok(mut b)) = (show, bar.lock()) {
+            b.finish();
+        }
+        self.data
+            .execute(
+                "delete from interactions where id >= $1",
+                &[&(workload::first_inserted_id(self.seeded) as i64)],
+            )
+            .await?;
+        Ok(samples)
+    }
+
+    /// Traffic until the indexer has settled: every build verified and no
+    /// new build for two batches in a row (or the time limit).
+    pub async fn learn(&self) -> anyhow::Result<Settled> {
+        let s = self.scenario;
+        let started = Instant::now();
+        let mut quiet = 0;
+        let mut builds = self.builds().await?.0;
+        let mut batch = 0;
+        while started.elapsed() < self.learn_limit {
+            batch += 1;
+            let n = s.warmup.max(200);
+            self.batch(None, n, s.seed ^ batch, Mix::Normal, s.concurrency)
+                .await?;
+            let (now_builds, unverified) = self.builds().await?;
+            let calm = now_builds == builds && unverified == 0;
+            quiet = if calm && (now_builds > 0 || started.elapsed() >= self.min_learn) {
+                quiet + 1
+            } else {
+                0
+            };
+            builds = now_builds;
+            status(&format!(
+                "auto: learning {:>3.0} s, {builds} build(s), {unverified} being verified",
+                started.elapsed().as_secs_f64()
+            ));
+            if quiet >= 2 {
+                break;
+            }
+        }
+        eprintln!();
+        let settled = Settled {
+            seconds: started.elapsed().as_secs_f64(),
+            builds,
+            undone: self.undone().await?,
+        };
+        eprintln!(
+            "auto: indexer settled after {:.0} s with {builds} build(s)",
+            settled.seconds
+        );
+        Ok(settled)
+    }
+
+    /// The hot field moves: run until an index is reverted or dropped and
+    /// a new one is built (or the time limit).
+    pub async fn drift(&self) -> anyhow::Result<Settled> {
+        let s = self.scenario;
+        let started = Instant::now();
+        let (builds_before, _) = self.builds().await?;
+        let undone_before = self.undone().await?;
+        let mut batch = 0u64;
+        let (mut builds, mut undone) = (builds_before, undone_before);
+        while started.elapsed() < self.drift_limit {
+            batch += 1;
+            let n = s.warmup.max(200);
+            self.batch(None, n, s.seed ^ (1000 + batch), Mix::Drift, s.concurrency)
+                .await?;
+            undone = self.undone().await?;
+            builds = self.builds().await?.0;
+            status(&format!(
+                "drift: {:>3.0} s, {} new build(s), {} reverted or dropped",
+                started.elapsed().as_secs_f64(),
+                builds - builds_before,
+                undone - undone_before
+            ));
+            let nothing_to_drift = builds_before == 0 && started.elapsed() >= self.min_learn;
+            if (undone > undone_before && builds > builds_before) || nothing_to_drift {
+                break;
+            }
+        }
+        eprintln!();
+        eprintln!("drift: ran {:.0} s", started.elapsed().as_secs_f64());
+        Ok(Settled {
+            seconds: started.elapsed().as_secs_f64(),
+            builds,
+            undone,
+        })
+    }
+
+    /// (builds so far, builds without keep/revert/drop yet).
+    pub async fn builds(&self) -> anyhow::Result<(i64, i64)> {
+        let log = format!("{}.mutation_log", quote_ident(&self.schema));
+        let row = self
+            .admin
+            .query_one(
+                &format!(
+                    "select count(*), count(*) filter (where not exists (
+                         select 1 from {log} r where r.parent_id = c.id
+                            and r.kind in ('keep', 'revert', 'drop')))
+                       from {log} c where c.kind = 'create' and c.outcome = 'built'"
+                ),
+                &[],
+            )
+            .await?;
+        Ok((row.get(0), row.get(1)))
+    }
+
+    /// Reverts and drops so far.
+    async fn undone(&self) -> anyhow::Result<i64> {
+        let row = self
+            .admin
+            .query_one(
+                &format!(
+                    "select count(*) from {}.mutation_log where kind in ('revert', 'drop')",
+                    quote_ident(&self.schema)
+                ),
+                &[],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+}
+
+/// Queries in each write-only run.
+fn write_queries(s: &Scenario) -> u64 {
+    (s.queries / 4).max(100)
+}
+
+fn failures(samples: &[Sample]) -> u64 {
+    samples.iter().filter(|s| !s.ok).count() as u64
+}
+
+/// The median of `v` (upper median for even lengths; 0 when empty).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Field by field medians over runs.
+fn median_latency(runs: &[Latency]) -> Latency {
+    let med = |f: fn(&Latency) -> f64| median(runs.iter().map(f).collect());
+    Latency {
+        queries: med(|l| l.queries as f64) as u64,
+        throughput: med(|l| l.throughput),
+        mean_ms: med(|l| l.mean_ms),
+        p50_ms: med(|l| l.p50_ms),
+        p95_ms: med(|l| l.p95_ms),
+        p99_ms: med(|l| l.p99_ms),
+    }
+}
+
+/// Per-figure medians over the mixed runs.
+fn median_phase(name: &str, runs: &[Vec<Sample>], trials: u32) -> Phase {
+    let summaries: Vec<_> = runs.iter().map(|r| workload::summarize(r)).collect();
+    let overall = median_latency(&summaries.iter().map(|s| s.0.clone()).collect::<Vec<_>>());
+    let filtered = median_latency(&summaries.iter().map(|s| s.2.clone()).collect::<Vec<_>>());
+    let classes = summaries
+        .first()
+        .map(|s| s.1.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c: ClassLatency| {
+            let of_class: Vec<Latency> = summaries
+                .iter()
+                .filter_map(|s| s.1.iter().find(|x| x.class == c.class))
+                .map(|x| x.latency.clone())
+                .collect();
+            ClassLatency {
+                latency: median_latency(&of_class),
+                ..c
+            }
+        })
+        .collect();
+    Phase {
+        name: name.to_string(),
+        overall,
+        classes,
+        filtered,
+        errors: median(runs.iter().map(|r| failures(r) as f64).collect()) as u64,
+        trials,
+        timeline: runs
+            .first()
+            .map(|r| workload::timeline(r, 0.0))
+            .unwrap_or_default(),
+        ..Phase::default()
+    }
+}
