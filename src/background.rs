@@ -157,8 +157,7 @@ async fn refresh_catalog(
 }
 
 async fn load_catalog(dsn: &str) -> Result<Catalog, tokio_postgres::Error> {
-    let (client, conn) = tokio_postgres::connect(dsn, tokio_postgres::NoTls).await?;
-    let driver = tokio::spawn(conn);
+    let client = crate::dbconn::connect(dsn).await?;
     let rows = client
         .query(
             "select table_schema, table_name, array_agg(column_name::text order by ordinal_position)
@@ -184,7 +183,5 @@ async fn load_catalog(dsn: &str) -> Result<Catalog, tokio_postgres::Error> {
             catalog.add_table(TableName { schema: None, name }, columns);
         }
     }
-    drop(client);
-    let _ = driver.await;
     Ok(catalog)
 }

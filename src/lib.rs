@@ -14,6 +14,7 @@
 pub mod background;
 pub mod cli;
 pub mod config;
+pub mod dbconn;
 pub mod genome;
 pub mod http;
 pub mod indexer;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::Parser;
 use indexpilot::cli::{
     AdviseArgs, Cli, Command, DbArgs, DemoArgs, ExpressionAction, ExpressionArgs, GenomeAction,
-    GenomeArgs, LineageArgs, ReportArgs, SimulateArgs,
+    GenomeArgs, LineageArgs, ReportArgs, ScenarioArgs, SimulateArgs,
 };
 use indexpilot::config::Config;
 use indexpilot::genome::expression::{self, ALL_TENANTS};
@@ -36,10 +36,16 @@ fn main() -> ExitCode {
 
 /// The configuration, or exit code 2 with the error (it names the key).
 fn load(file: Option<&std::path::Path>, sets: Vec<(String, String)>) -> Result<Config, ExitCode> {
-    Config::load(file, sets).map_err(|e| {
+    let config = Config::load(file, sets).map_err(|e| {
         eprintln!("indexpilot: {e}");
         ExitCode::from(2)
-    })
+    })?;
+    // IndexPilot's own connections verify the server as upstream_tls says.
+    indexpilot::dbconn::init(&config.upstream_tls).map_err(|e| {
+        eprintln!("indexpilot: upstream_tls: {e}");
+        ExitCode::from(2)
+    })?;
+    Ok(config)
 }
 
 /// The DSN of a database command, or exit code 2 saying how to give one.
@@ -155,24 +161,26 @@ fn expression(args: ExpressionArgs) -> ExitCode {
     }))
 }
 
+/// The scenario the flags name, or exit code 2 with the reason.
+fn scenario(args: &ScenarioArgs) -> Result<indexpilot::sim::Scenario, ExitCode> {
+    args.scenario().map_err(|message| {
+        eprintln!("indexpilot: {message}");
+        ExitCode::from(2)
+    })
+}
+
 fn demo(args: DemoArgs) -> ExitCode {
-    let scenario = match args.scenario.scenario() {
+    let scenario = match scenario(&args.scenario) {
         Ok(s) => s,
-        Err(message) => {
-            eprintln!("indexpilot: {message}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     finish(multi_thread(indexpilot::sim::demo::demo(scenario, args.out)).map(|_| String::new()))
 }
 
 fn simulate(args: SimulateArgs) -> ExitCode {
-    let scenario = match args.scenario.scenario() {
+    let scenario = match scenario(&args.scenario) {
         Ok(s) => s,
-        Err(message) => {
-            eprintln!("indexpilot: {message}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let options = indexpilot::sim::simulate::Options {
         dsn: args.dsn,
@@ -197,8 +205,7 @@ fn report(args: ReportArgs) -> ExitCode {
     let schema = config.admin.schema.clone();
     let json = args.db.json;
     finish(run(async move {
-        let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls).await?;
-        tokio::spawn(conn);
+        let client = indexpilot::dbconn::connect(&dsn).await?;
         let report = indexpilot::report::collect::collect(&client, &schema).await?;
         let files = indexpilot::report::render::write_all(&report, &args.out)?;
         if json {

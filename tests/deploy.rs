@@ -231,15 +231,7 @@ fn start_sidecar(pg: &TestPg, port: u16, metrics: u16) -> Running {
         .flat_map(|s| ["--set".to_string(), s.to_string()]),
     )
     .collect();
-    let dsn = format!(
-        "host={} port={} user={} password={} dbname={}",
-        pg.host(),
-        pg.port(),
-        pg.user(),
-        pg.password(),
-        pg.dbname()
-    );
-    spawn(&args, &[("INDEXPILOT_ADMIN_DSN", dsn)])
+    spawn(&args, &[("INDEXPILOT_ADMIN_DSN", pg.url())])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,16 +300,7 @@ async fn dashboard_and_alerts_match_a_running_sidecar() {
 
     // Every SQL query of the dashboard runs on the schema the sidecar
     // created, and the workload and lineage panels show this traffic.
-    let db = connect(&format!(
-        "host={} port={} user={} password={} dbname={}",
-        pg.host(),
-        pg.port(),
-        pg.user(),
-        pg.password(),
-        pg.dbname()
-    ))
-    .await
-    .expect("connect to the database");
+    let db = connect(&pg.url()).await.expect("connect to the database");
     let sql = dashboard_sql();
     assert!(sql.len() >= 5, "dashboard SQL found: {sql:?}");
     let start = Instant::now();

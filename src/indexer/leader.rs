@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 use tracing::debug;
 
 use crate::stats::flush::{connect_admin, FlushError};
@@ -79,9 +79,5 @@ impl Seat {
 
 /// A plain connection for commands (`advise`, `lineage`), no migration.
 pub async fn connect_plain(dsn: &str) -> Result<Client, tokio_postgres::Error> {
-    let (client, conn) = tokio_postgres::connect(dsn, NoTls).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
+    crate::dbconn::connect(dsn).await
 }

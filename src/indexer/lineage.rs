@@ -160,11 +160,8 @@ pub async fn history(
 /// `indexpilot lineage`: connect, read the last `limit` entries, render them
 /// as a timeline or as JSON.
 pub async fn show(dsn: &str, schema: &str, limit: i64, json: bool) -> Result<String, LineageError> {
-    let (client, conn) = tokio_postgres::connect(dsn, tokio_postgres::NoTls).await?;
-    let driver = tokio::spawn(conn);
+    let client = crate::dbconn::connect(dsn).await?;
     let entries = history(&client, schema, limit).await?;
-    drop(client);
-    let _ = driver.await;
     Ok(if json {
         format!("{:#}\n", to_json(&entries))
     } else if entries.is_empty() {

@@ -77,10 +77,19 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
 
 /// The connector towards the upstream, or `None` when `mode = disable`.
 pub fn connector(settings: &UpstreamTls) -> Result<Option<TlsConnector>, TlsError> {
+    if matches!(settings.mode, UpstreamTlsMode::Disable) {
+        return Ok(None);
+    }
+    Ok(Some(TlsConnector::from(Arc::new(client_config(settings)?))))
+}
+
+/// The client side of TLS as `[upstream_tls]` says: the server's
+/// certificate is verified (against `ca_file`, which may also pin it) in
+/// `verify-full` only; the other modes encrypt without verifying, like
+/// libpq's `require`. IndexPilot's own connections use this too.
+pub fn client_config(settings: &UpstreamTls) -> Result<rustls::ClientConfig, TlsError> {
     let verifier = match settings.mode {
-        UpstreamTlsMode::Disable => return Ok(None),
-        // Like libpq's sslmode=require/prefer: encrypt, but do not verify.
-        UpstreamTlsMode::Prefer | UpstreamTlsMode::Require => Verifier {
+        UpstreamTlsMode::Disable | UpstreamTlsMode::Prefer | UpstreamTlsMode::Require => Verifier {
             webpki: None,
             trusted: Vec::new(),
             provider: provider(),
@@ -112,7 +121,7 @@ pub fn connector(settings: &UpstreamTls) -> Result<Option<TlsConnector>, TlsErro
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
-    Ok(Some(TlsConnector::from(Arc::new(config))))
+    Ok(config)
 }
 
 /// Checks the upstream's certificate the way libpq's sslmode does. Without

@@ -112,9 +112,12 @@ pub async fn collect(client: &Client, schema: &str) -> anyhow::Result<Report> {
         .map(|r| r.config.clone())
         .unwrap_or_default();
     for run in [&baseline, &auto].into_iter().flatten() {
-        notes.extend(run.notes.iter().cloned());
+        for note in &run.notes {
+            if !notes.contains(note) {
+                notes.push(note.clone());
+            }
+        }
     }
-    notes.dedup();
     let empty = |name: &str| Phase {
         name: name.to_string(),
         ..Phase::default()
@@ -181,14 +184,18 @@ async fn index_events(
     let rows = client
         .query(
             &format!(
-                "select case when kind = 'advise' then 'advise: ' || outcome else kind end,
-                        coalesce(table_name, ''), columns, tenant, at, index_name, reason,
-                        evidence::text
-                   from {s}.mutation_log
-                  where ($1::timestamptz is null or at >= $1)
-                    and (kind in ('create', 'keep', 'revert', 'drop')
-                         or (kind = 'advise' and outcome <> 'recommended'))
-                  order by id"
+                "select case when m.kind = 'advise' then 'advise: ' || m.outcome else m.kind end,
+                        coalesce(m.table_name, p.table_name, ''),
+                        case when m.columns = '{{}}' then coalesce(p.columns, m.columns)
+                             else m.columns end,
+                        m.tenant, m.at, coalesce(m.index_name, p.index_name), m.reason,
+                        m.evidence::text
+                   from {s}.mutation_log m
+                   left join {s}.mutation_log p on p.id = m.parent_id
+                  where ($1::timestamptz is null or m.at >= $1)
+                    and (m.kind in ('create', 'keep', 'revert', 'drop')
+                         or (m.kind = 'advise' and m.outcome <> 'recommended'))
+                  order by m.id"
             ),
             &[&since],
         )

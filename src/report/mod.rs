@@ -56,7 +56,8 @@ pub struct Phase {
     pub spike: Option<Spike>,
     pub trials: u32,
     /// (seconds since the phase started, p95 ms over that second) for the
-    /// chart, from one trial.
+    /// chart, over the whole phase (for auto: learning to the end of the
+    /// drift, on the same clock as the index events).
     pub timeline: Vec<(f64, f64)>,
 }
 

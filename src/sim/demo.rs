@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use tokio_postgres::NoTls;
 
-use super::phase::Runner;
+use super::phase::{Runner, Timeline};
 use super::progress::Bar;
 use super::seed;
 use super::Scenario;
@@ -46,7 +46,8 @@ fn limit(s: &Scenario) -> Duration {
     Duration::from_secs(75 + s.contacts / 50_000)
 }
 
-/// Run the whole demo and write the report into `out`.
+/// Run the whole demo and write the report into `out`. Interrupted (Ctrl-C,
+/// SIGTERM), it still stops and removes its PostgreSQL.
 pub async fn demo(scenario: Scenario, out: PathBuf) -> anyhow::Result<Report> {
     let pg = tokio::task::spawn_blocking(|| {
         TestPg::start(PgOptions {
@@ -56,6 +57,32 @@ pub async fn demo(scenario: Scenario, out: PathBuf) -> anyhow::Result<Report> {
     })
     .await?
     .context("starting a throwaway PostgreSQL")?;
+    let result = tokio::select! {
+        result = run(&pg, scenario, out) => result,
+        signal = interrupted() => Err(anyhow::anyhow!(
+            "{signal}: stopped; the throwaway PostgreSQL is stopped and removed"
+        )),
+    };
+    drop(pg);
+    result
+}
+
+/// Resolves on the first SIGINT or SIGTERM, with its name.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "interrupted",
+        _ = term.recv() => "terminated",
+    }
+}
+
+async fn run(pg: &TestPg, scenario: Scenario, out: PathBuf) -> anyhow::Result<Report> {
     let dsn = pg.url();
     let (mut client, conn) = tokio_postgres::connect(&dsn, NoTls).await?;
     tokio::spawn(conn);
@@ -81,7 +108,7 @@ pub async fn demo(scenario: Scenario, out: PathBuf) -> anyhow::Result<Report> {
 
     let proxy = InProcess::start(&upstream, BASELINE_SETTINGS).await?;
     let runner = Runner {
-        conninfo: proxy.conninfo(&pg),
+        conninfo: proxy.conninfo(pg),
         data: &client,
         admin: &client,
         schema: SCHEMA.to_string(),
@@ -89,12 +116,12 @@ pub async fn demo(scenario: Scenario, out: PathBuf) -> anyhow::Result<Report> {
         scenario: &scenario,
         learn_limit: limit(&scenario),
         drift_limit: limit(&scenario),
-        min_learn: Duration::from_secs(15),
+        min_learn: Duration::from_secs(15 + scenario.contacts / 1_000_000),
+        timeline: Timeline::start(),
     };
     let started = SystemTime::now();
     let baseline = runner.measure("baseline").await?;
     proxy.stop().await;
-    let mut notes = notes(&scenario);
     collect::record(
         &client,
         SCHEMA,
@@ -104,7 +131,7 @@ pub async fn demo(scenario: Scenario, out: PathBuf) -> anyhow::Result<Report> {
             scenario: scenario_json.clone(),
             phase: baseline,
             config: pairs(BASELINE_SETTINGS),
-            notes: notes.clone(),
+            notes: notes(&scenario),
         },
     )
     .await?;
@@ -112,19 +139,23 @@ pub async fn demo(scenario: Scenario, out: PathBuf) -> anyhow::Result<Report> {
     let mut settings: Vec<(&str, &str)> = AUTO_SETTINGS.to_vec();
     settings.push(("admin.dsn", &dsn));
     let proxy = InProcess::start(&upstream, &settings).await?;
+    let started = SystemTime::now();
     let runner = Runner {
-        conninfo: proxy.conninfo(&pg),
+        conninfo: proxy.conninfo(pg),
+        timeline: Timeline::start(),
         ..runner
     };
-    let started = SystemTime::now();
     let learned = runner.learn().await?;
-    let auto = runner.measure("auto").await?;
+    let mut auto = runner.measure("auto").await?;
     let drifted = runner.drift().await?;
+    // The auto line covers learning, measuring and the drift.
+    auto.timeline = runner.timeline.points();
     proxy.stop().await;
-    notes.push(format!(
-        "The indexer settled after {:.0} s of traffic with {} build(s); the drift phase ran          {:.0} s and ended with {} build(s) and {} revert(s) or drop(s) in all.",
+    let notes = vec![format!(
+        "The indexer settled after {:.0} s of traffic with {} build(s); the drift phase ran \
+         {:.0} s and ended with {} build(s) and {} revert(s) or drop(s) in all.",
         learned.seconds, learned.builds, drifted.seconds, drifted.builds, drifted.undone
-    ));
+    )];
     collect::record(
         &client,
         SCHEMA,
@@ -145,8 +176,6 @@ pub async fn demo(scenario: Scenario, out: PathBuf) -> anyhow::Result<Report> {
     for f in files {
         println!("  wrote {}", f.display());
     }
-    drop(client);
-    drop(pg);
     Ok(report)
 }
 
@@ -192,7 +221,7 @@ impl InProcess {
 
     async fn stop(self) {
         self.shutdown.now();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.task).await;
     }
 }
 

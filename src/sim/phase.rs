@@ -37,6 +37,32 @@ pub struct Runner<'a> {
     /// Learning (and drift, when nothing was built) lasts at least this
     /// long: the indexer needs calls and a few rounds to start with.
     pub min_learn: Duration,
+    /// p95 per second of every batch run so far, in seconds since the
+    /// runner was made: the chart's line, on the same clock as the index
+    /// events.
+    pub timeline: Timeline,
+}
+
+/// The p95-per-second line of everything a [`Runner`] ran.
+#[derive(Debug)]
+pub struct Timeline {
+    origin: Instant,
+    points: std::sync::Mutex<Vec<(f64, f64)>>,
+}
+
+impl Timeline {
+    /// A line starting now.
+    pub fn start() -> Timeline {
+        Timeline {
+            origin: Instant::now(),
+            points: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The points so far.
+    pub fn points(&self) -> Vec<(f64, f64)> {
+        self.points.lock().map(|p| p.clone()).unwrap_or_default()
+    }
 }
 
 /// How learning or the drift ended.
@@ -90,6 +116,7 @@ impl Runner<'_> {
             )
             .await?;
         let mut phase = median_phase(name, &mixed, s.trials);
+        phase.timeline = self.timeline.points();
         let write_runs: Vec<Latency> = writes.iter().map(|w| workload::summarize(w).0).collect();
         phase.writes = median_latency(&write_runs);
         phase.write_throughput = phase.writes.throughput;
@@ -126,7 +153,11 @@ impl Runner<'_> {
                 b.set(done, n);
             }
         });
+        let offset = self.timeline.origin.elapsed().as_secs_f64();
         let samples = workload::run(&self.conninfo, queries, clients, progress).await?;
+        if let Ok(mut points) = self.timeline.points.lock() {
+            points.extend(workload::timeline(&samples, offset));
+        }
         if let (true, Ok(mut b)) = (show, bar.lock()) {
             b.finish();
         }
@@ -161,7 +192,7 @@ impl Runner<'_> {
             };
             builds = now_builds;
             status(&format!(
-                "auto: learning {:>3.0} s, {builds} build(s), {unverified} being verified",
+                "auto: learning {:>3.0} s, {builds} build(s), {unverified} being built or verified",
                 started.elapsed().as_secs_f64()
             ));
             if quiet >= 2 {
@@ -217,7 +248,10 @@ impl Runner<'_> {
         })
     }
 
-    /// (builds so far, builds without keep/revert/drop yet).
+    /// (builds so far, builds not settled yet: being built right now, or
+    /// built without keep/revert/drop yet). A build on a big table takes a
+    /// while and is recorded only when it ends: it shows in
+    /// `pg_stat_progress_create_index` meanwhile.
     pub async fn builds(&self) -> anyhow::Result<(i64, i64)> {
         let log = format!("{}.mutation_log", quote_ident(&self.schema));
         let row = self
@@ -227,6 +261,8 @@ impl Runner<'_> {
                     "select count(*), count(*) filter (where not exists (
                          select 1 from {log} r where r.parent_id = c.id
                             and r.kind in ('keep', 'revert', 'drop')))
+                         + (select count(*) from pg_stat_progress_create_index
+                             where datname = current_database())
                        from {log} c where c.kind = 'create' and c.outcome = 'built'"
                 ),
                 &[],
@@ -308,10 +344,6 @@ fn median_phase(name: &str, runs: &[Vec<Sample>], trials: u32) -> Phase {
         filtered,
         errors: median(runs.iter().map(|r| failures(r) as f64).collect()) as u64,
         trials,
-        timeline: runs
-            .first()
-            .map(|r| workload::timeline(r, 0.0))
-            .unwrap_or_default(),
         ..Phase::default()
     }
 }

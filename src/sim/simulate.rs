@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-use super::phase::Runner;
+use super::phase::{Runner, Timeline};
 use super::progress::Bar;
 use super::seed::{self, Existing, Seeded};
 use super::Scenario;
@@ -76,6 +76,7 @@ pub async fn simulate(o: Options) -> anyhow::Result<String> {
         learn_limit: o.learn_limit,
         drift_limit: o.learn_limit,
         min_learn: o.min_learn,
+        timeline: Timeline::start(),
     };
     let started = SystemTime::now();
     let mut notes = vec![format!(
@@ -114,6 +115,7 @@ pub async fn simulate(o: Options) -> anyhow::Result<String> {
                 "The indexer settled after {:.0} s of traffic with {} build(s).",
                 learned.seconds, learned.builds
             ));
+            let mut phase = phase;
             if !o.no_drift {
                 let drifted = runner.drift().await?;
                 notes.push(format!(
@@ -122,6 +124,8 @@ pub async fn simulate(o: Options) -> anyhow::Result<String> {
                     drifted.seconds, drifted.builds, drifted.undone
                 ));
             }
+            // The auto line covers learning, measuring and the drift.
+            phase.timeline = runner.timeline.points();
             phase
         }
     };
@@ -146,11 +150,9 @@ pub async fn simulate(o: Options) -> anyhow::Result<String> {
 }
 
 async fn connect(dsn: &str, flag: &str) -> anyhow::Result<Client> {
-    let (client, conn) = tokio_postgres::connect(dsn, NoTls)
+    crate::dbconn::connect(dsn)
         .await
-        .with_context(|| format!("connecting to {flag}"))?;
-    tokio::spawn(conn);
-    Ok(client)
+        .with_context(|| format!("connecting to {flag}"))
 }
 
 /// The scenario's data: reused when the database holds exactly it, seeded

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::warn;
 
 use super::{FlushRow, Stats};
 use crate::config::Config;
@@ -32,16 +32,11 @@ pub enum FlushError {
 
 /// Open IndexPilot's own connection and bring its schema up to date.
 pub async fn connect_admin(dsn: &str, schema: &str) -> Result<Client, FlushError> {
-    let connecting = tokio_postgres::connect(dsn, NoTls);
-    let (mut client, conn) = tokio::time::timeout(Duration::from_secs(10), connecting)
+    let connecting = crate::dbconn::connect(dsn);
+    let mut client = tokio::time::timeout(Duration::from_secs(10), connecting)
         .await
         .map_err(|_| FlushError::Timeout)?
         .map_err(FlushError::Connect)?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            debug!(error = %e, "admin connection ended");
-        }
-    });
     store::migrate(&mut client, schema).await?;
     Ok(client)
 }

@@ -313,3 +313,55 @@ fn proxy_certificate(dir: &Scratch) -> (String, String) {
     let key = dir.write("proxy.key", generated.key_pair.serialize_pem());
     (cert, key)
 }
+
+/// IndexPilot's own connections (statistics flush, indexer seat, CLI
+/// commands) use TLS when the server offers it, as a managed database that
+/// refuses plain connections requires; `sslmode=disable` keeps them plain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexpilot_own_connections_use_tls() {
+    let pg = start_pg(PgOptions {
+        ssl: true,
+        ..PgOptions::default()
+    });
+    let admin = pg.url();
+    let proxy = start_proxy(
+        &pg,
+        &[
+            ("admin.dsn", &admin),
+            ("indexer.mode", "advise"),
+            ("stats.flush_interval", "1s"),
+        ],
+    )
+    .await;
+    let direct = connect(&admin).await.unwrap();
+    // Only IndexPilot's own sessions: nothing goes through the proxy.
+    let own_sessions = "select count(*), coalesce(bool_and(s.ssl), false)
+                          from pg_stat_ssl s join pg_stat_activity a using (pid)
+                         where a.backend_type = 'client backend' and a.pid <> pg_backend_pid()";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (count, all_tls) = loop {
+        let row = direct.query_one(own_sessions, &[]).await.unwrap();
+        let (count, all_tls): (i64, bool) = (row.get(0), row.get(1));
+        if count >= 2 || Instant::now() > deadline {
+            break (count, all_tls);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(count >= 2, "flush and indexer connections: {count}");
+    assert!(all_tls, "an IndexPilot connection is not TLS");
+    drop(proxy);
+
+    // The CLI: TLS required by the DSN works; disabled is plain but works.
+    for sslmode in ["require", "disable"] {
+        let dsn = format!("{admin}?sslmode={sslmode}");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_indexpilot"))
+            .args(["lineage", "--dsn", &dsn])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "lineage with sslmode={sslmode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -174,9 +174,28 @@ pub async fn run(
                 leader.insert(l)
             }
         };
-        let round = tokio::select! {
-            r = l.round(s.client_mut()) => r,
-            _ = stop.cancelled() => break,
+        // A round is not cut short by shutdown: a DROP or CREATE INDEX sent
+        // to the server completes there whether or not we wait, and its
+        // lineage record must follow it. A round still busy after
+        // FINISH_ON_STOP (a long build) has its statement cancelled: the
+        // INVALID index it leaves is swept by the next leader.
+        let cancel = s.client().cancel_token();
+        let mut stopping = false;
+        let round = {
+            let round = l.round(s.client_mut());
+            tokio::pin!(round);
+            tokio::select! {
+                r = &mut round => Some(r),
+                _ = stop.cancelled() => {
+                    stopping = true;
+                    tokio::time::timeout(FINISH_ON_STOP, &mut round).await.ok()
+                }
+            }
+        };
+        let Some(round) = round else {
+            warn!("indexer: a build was still running at shutdown; cancelling it");
+            let _ = cancel.cancel_query(tokio_postgres::NoTls).await;
+            break;
         };
         if let Err(e) = round {
             warn!(error = ?e, "indexer round failed");
@@ -184,9 +203,15 @@ pub async fn run(
                 seat = None;
             }
         }
+        if stopping {
+            break;
+        }
     }
     metrics::gauge!(m::INDEXER_LEADER).set(0.0);
 }
+
+/// How long a round in flight may go on after shutdown was asked for.
+const FINISH_ON_STOP: Duration = Duration::from_secs(10);
 
 /// A build waiting for its verification.
 #[derive(Clone, Debug)]

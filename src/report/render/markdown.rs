@@ -379,6 +379,27 @@ fn expression(r: &Report) -> Vec<String> {
         lines.push("No expression profiles were recorded.".to_string());
         return lines;
     }
+    // Per field first: how many tenants use it is what decides between
+    // one shared index, partial indexes and none.
+    let mut fields: Vec<(&str, usize)> = Vec::new();
+    for t in &r.expression {
+        for f in &t.fields {
+            match fields.iter_mut().find(|(name, _)| *name == f.as_str()) {
+                Some((_, n)) => *n += 1,
+                None => fields.push((f, 1)),
+            }
+        }
+    }
+    fields.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let tenants = r.expression.len();
+    lines.push(format!("| field | tenants using it (of {tenants}) |"));
+    lines.push("|---|--:|".to_string());
+    for (field, n) in fields {
+        lines.push(format!("| {} | {n} |", format::cell(field)));
+    }
+    lines.push(String::new());
+    lines.push("Per tenant:".to_string());
+    lines.push(String::new());
     for t in r.expression.iter().take(MAX_TENANTS) {
         let fields = if t.fields.is_empty() {
             "(none)".to_string()
@@ -422,8 +443,10 @@ fn chart(_: &Report) -> Vec<String> {
         String::new(),
         format!("![latency]({CHART_FILE})"),
         String::new(),
-        "p95 latency per second of one trial of each phase (log scale); vertical lines mark \
-         index events on the auto timeline."
+        "p95 latency of the filtered reads per second over each whole phase (log scale): \
+         baseline from its warm-up to its spike; auto from the moment IndexPilot started \
+         learning, through the measured trials and the spike, to the end of the drift. \
+         Vertical lines mark the index events on the auto clock."
             .to_string(),
     ]
 }
