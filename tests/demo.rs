@@ -80,3 +80,55 @@ fn tiny_demo_indexes_hot_fields_survives_drift_and_reports() {
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// Ctrl-C during the demo stops it with a message, and its throwaway
+/// PostgreSQL (process and directory) is gone afterwards.
+#[test]
+fn interrupted_demo_removes_its_postgres() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let out = std::env::temp_dir().join(format!("indexpilot-demo-int-{}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_indexpilot"))
+        .args(["demo", "--scenario", "tiny", "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run indexpilot demo");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = None;
+    let mut seen = String::new();
+    // Read up to the end of seeding (lines end in \n; progress bars in \r).
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = stderr.read_until(b'\n', &mut line).unwrap();
+        assert!(n > 0, "the demo ended before seeding finished:\n{seen}");
+        let text = String::from_utf8_lossy(&line).to_string();
+        seen.push_str(&text);
+        if let Some(rest) = text.split("(log: ").nth(1) {
+            log = rest.split(';').next().map(std::path::PathBuf::from);
+        }
+        if text.contains("demo: seeded") {
+            break;
+        }
+    }
+    let log = log.unwrap_or_else(|| panic!("no PostgreSQL log path printed:\n{seen}"));
+    assert!(log.exists(), "{}", log.display());
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "an interrupted demo must not exit 0");
+    assert!(rest.contains("interrupted"), "{rest}");
+    assert!(
+        !log.exists(),
+        "the demo's PostgreSQL directory is still there: {}",
+        log.display()
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}

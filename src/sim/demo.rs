@@ -84,6 +84,13 @@ async fn interrupted() -> &'static str {
 
 async fn run(pg: &TestPg, scenario: Scenario, out: PathBuf) -> anyhow::Result<Report> {
     let dsn = pg.url();
+    if let Some(log) = pg.log_path() {
+        eprintln!(
+            "demo: throwaway PostgreSQL on port {} (log: {}; removed at the end)",
+            pg.port(),
+            log.display()
+        );
+    }
     let (mut client, conn) = tokio_postgres::connect(&dsn, NoTls).await?;
     tokio::spawn(conn);
     let _ = client
