@@ -293,8 +293,8 @@ fn reason(c: &TableChange, known: bool, kept: bool) -> String {
     parts.join("; ")
 }
 
-/// Make `genome_catalog` equal `desired` in one transaction, then write one
-/// `genome` lineage record per changed table. Returns the changes; when there
+/// Make `genome_catalog` equal `desired` and write one `genome` lineage
+/// record per changed table, in one transaction. Returns the changes; when there
 /// are none, nothing is written.
 pub async fn sync(
     client: &mut Client,
@@ -316,11 +316,11 @@ pub async fn sync(
     }
     write_rows(&tx, schema, &d.upsert).await?;
     delete_rows(&tx, schema, &d.remove).await?;
-    tx.commit().await?;
-    // `lineage::record` takes a `Client`, so the records follow the commit.
+    // The records commit with the change: both or neither.
     for p in &d.planned {
-        lineage::record(client, schema, &mutation(p), proxy).await?;
+        lineage::record(&tx, schema, &mutation(p), proxy).await?;
     }
+    tx.commit().await?;
     Ok(d.planned.into_iter().map(|p| p.change).collect())
 }
 

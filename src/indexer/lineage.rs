@@ -84,7 +84,7 @@ pub enum LineageError {
 
 /// Append an entry; returns its id.
 pub async fn record(
-    client: &Client,
+    client: &impl tokio_postgres::GenericClient,
     schema: &str,
     m: &Mutation,
     proxy: &str,
