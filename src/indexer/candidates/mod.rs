@@ -30,6 +30,10 @@ pub struct Settings {
     pub partial_share: f64,
     /// (table label, column) the genome marks not indexable.
     pub not_indexable: Vec<(String, String)>,
+    /// (table label, keys without the tenant column) of composites the
+    /// planner recently declined: not proposed again for a while, and their
+    /// calls count for the single columns instead.
+    pub declined: Vec<(String, Vec<String>)>,
 }
 
 impl Default for Settings {
@@ -41,6 +45,7 @@ impl Default for Settings {
             max_partial_tenants: 3,
             partial_share: 0.2,
             not_indexable: Vec::new(),
+            declined: Vec::new(),
         }
     }
 }
@@ -247,8 +252,20 @@ pub fn generate(
             }
             continue;
         };
-        for pattern in patterns(table, &label, &usage, settings, &mut out) {
-            propose(pattern, settings, &mut out);
+        // Composites first: only those proposed (or already covered)
+        // claim their columns' calls from the single-column patterns.
+        let mut claimed: BTreeMap<String, u64> = BTreeMap::new();
+        for p in composite_patterns(table, &label, &usage, settings, &mut out) {
+            let calls = p.usage.calls;
+            let keys = p.keys.clone();
+            if propose(p, settings, &mut out) {
+                for k in keys {
+                    *claimed.entry(k).or_default() += calls;
+                }
+            }
+        }
+        for p in single_patterns(table, &label, &usage, settings, &claimed, &mut out) {
+            propose(p, settings, &mut out);
         }
     }
     dedup(&mut out);
@@ -261,40 +278,71 @@ pub fn generate(
     (out.candidates, out.rejected)
 }
 
-/// The key sets worth considering on one table: hot AND-groups as
-/// composites, then hot single columns and expressions counting only the
-/// calls where they were not part of such a composite.
-fn patterns<'a>(
+fn pattern<'a>(
     table: &'a TableFacts,
     label: &'a str,
     usage: &TableUsage,
-    settings: &Settings,
-    out: &mut Outcome,
-) -> Vec<Pattern<'a>> {
-    let pattern = |keys: Vec<String>, u: &Usage, range: bool, observed: Option<f64>| Pattern {
+    keys: Vec<String>,
+    u: &Usage,
+    range: bool,
+    observed_rows: Option<f64>,
+) -> Pattern<'a> {
+    Pattern {
         table,
         label,
         keys,
         usage: u.clone(),
         tenants_active: usage.tenants.len(),
         range,
-        observed_rows: observed,
-    };
-    let mut found = Vec::new();
-    let mut in_composites: BTreeMap<String, u64> = BTreeMap::new();
-    for (keys, range, gu) in composites(table, usage, settings) {
-        for k in &keys {
-            *in_composites.entry(k.clone()).or_default() += gu.calls;
-        }
-        found.push(pattern(keys, &gu, range, None));
+        observed_rows,
     }
+}
+
+/// Hot AND-groups of one table as composite patterns, except those the
+/// planner declined recently (`Settings::declined`).
+fn composite_patterns<'a>(
+    table: &'a TableFacts,
+    label: &'a str,
+    usage: &TableUsage,
+    settings: &Settings,
+    out: &mut Outcome,
+) -> Vec<Pattern<'a>> {
+    let mut found = Vec::new();
+    for (keys, range, gu) in composites(table, usage, settings) {
+        if settings
+            .declined
+            .iter()
+            .any(|(t, k)| t == label && *k == keys)
+        {
+            let reason = "the planner declined this composite recently; \
+                          its columns are considered on their own"
+                .to_string();
+            out.reject(label, &keys, reason);
+            continue;
+        }
+        found.push(pattern(table, label, usage, keys, &gu, range, None));
+    }
+    found
+}
+
+/// Hot single columns and expressions of one table, counting only the calls
+/// not `claimed` by a composite proposed from the same traffic.
+fn single_patterns<'a>(
+    table: &'a TableFacts,
+    label: &'a str,
+    usage: &TableUsage,
+    settings: &Settings,
+    claimed: &BTreeMap<String, u64>,
+    out: &mut Outcome,
+) -> Vec<Pattern<'a>> {
+    let mut found = Vec::new();
     let tenant_col = &settings.tenant_column;
     for (col, cu) in &usage.columns {
         let keys = vec![col.clone()];
         let alone = cu
             .usage
             .calls
-            .saturating_sub(in_composites.get(col).copied().unwrap_or(0));
+            .saturating_sub(claimed.get(col).copied().unwrap_or(0));
         if cu.usage.calls < settings.min_calls {
             let reason = format!(
                 "cold: {} calls < min_calls {}",
@@ -319,7 +367,10 @@ fn patterns<'a>(
             // Leads the tenant composites of the other columns instead.
         } else {
             let observed = Some(cu.usage.rows_per_call());
-            found.push(pattern(keys, &cu.usage, cu.role == Role::Range, observed));
+            let range = cu.role == Role::Range;
+            found.push(pattern(
+                table, label, usage, keys, &cu.usage, range, observed,
+            ));
         }
     }
     found
@@ -379,9 +430,21 @@ fn has_other_hot(usage: &TableUsage, tenant_col: &str, settings: &Settings) -> b
         .any(|(c, cu)| c != tenant_col && cu.usage.calls >= settings.min_calls)
 }
 
+/// The keys of the composite pattern `c` came from (without the tenant
+/// column), or `None` when it came from a single column or expression.
+pub fn composite_keys<'a>(c: &'a Candidate, tenant_column: &str) -> Option<&'a [String]> {
+    let keys = match c.keys.split_first() {
+        Some((first, rest)) if first == tenant_column && c.tenant.is_none() => rest,
+        _ => &c.keys[..],
+    };
+    (keys.len() >= 2).then_some(keys)
+}
+
 /// Check one pattern against the table's facts and turn it into candidates
-/// (a tenant composite, per-tenant partials, or a plain index).
-fn propose(p: Pattern<'_>, settings: &Settings, out: &mut Outcome) {
+/// (a tenant composite, per-tenant partials, or a plain index). True when
+/// the pattern's lookups are served: a candidate proposed, or an existing
+/// index covering it.
+fn propose(p: Pattern<'_>, settings: &Settings, out: &mut Outcome) -> bool {
     let using = p.usage.per_tenant.len();
     let tenant_col = &settings.tenant_column;
     let scoped = using > 0 && p.table.column(tenant_col).is_some() && !p.keys.contains(tenant_col);
@@ -393,11 +456,15 @@ fn propose(p: Pattern<'_>, settings: &Settings, out: &mut Outcome) {
     };
     let selectivity = match admit(&p, settings, tenant_factor) {
         Ok(s) => s,
-        Err(reason) => return out.reject(p.label, &p.keys, reason),
+        Err(reason) => {
+            out.reject(p.label, &p.keys, reason);
+            return false;
+        }
     };
     if !scoped {
         if p.table.covered_by_prefix(&p.keys) {
-            return out.reject(p.label, &p.keys, COVERED.into());
+            out.reject(p.label, &p.keys, COVERED.into());
+            return true;
         }
         let reason = format!(
             "{} calls, {:.3}% per lookup",
@@ -405,9 +472,9 @@ fn propose(p: Pattern<'_>, settings: &Settings, out: &mut Outcome) {
             selectivity * 100.0
         );
         let ev = p.evidence(&p.usage, selectivity, reason);
-        return out
-            .candidates
+        out.candidates
             .push(p.candidate(p.keys.clone(), None, CandidateKind::Single, ev));
+        return true;
     }
     let few = using as f64 <= settings.partial_share * p.tenants_active as f64
         && using <= settings.max_partial_tenants;
@@ -423,7 +490,8 @@ fn propose(p: Pattern<'_>, settings: &Settings, out: &mut Outcome) {
         .chain(p.keys.iter().cloned())
         .collect();
     if p.table.covered_by_prefix(&keys) || p.table.covered_by_prefix(&p.keys) {
-        return out.reject(p.label, &keys, COVERED.into());
+        out.reject(p.label, &keys, COVERED.into());
+        return true;
     }
     let reason = format!(
         "{} calls from {using} of {} tenants{}, {:.3}% per lookup",
@@ -439,6 +507,7 @@ fn propose(p: Pattern<'_>, settings: &Settings, out: &mut Outcome) {
     let ev = p.evidence(&p.usage, selectivity, reason);
     out.candidates
         .push(p.candidate(keys, None, CandidateKind::TenantComposite, ev));
+    true
 }
 
 const COVERED: &str = "covered by an existing index prefix";
@@ -515,10 +584,12 @@ impl Pattern<'_> {
 
 /// Per-tenant partial indexes for the few tenants using a field, each only
 /// when that tenant's own traffic crosses `min_calls`.
-fn partials(p: &Pattern<'_>, selectivity: f64, settings: &Settings, out: &mut Outcome) {
+fn partials(p: &Pattern<'_>, selectivity: f64, settings: &Settings, out: &mut Outcome) -> bool {
     if p.table.covered_by_prefix(&p.keys) {
-        return out.reject(p.label, &p.keys, COVERED.into());
+        out.reject(p.label, &p.keys, COVERED.into());
+        return true;
     }
+    let before = out.candidates.len();
     for (tenant, &calls) in &p.usage.per_tenant {
         if calls < settings.min_calls {
             let reason = format!(
@@ -542,6 +613,7 @@ fn partials(p: &Pattern<'_>, selectivity: f64, settings: &Settings, out: &mut Ou
         out.candidates
             .push(p.candidate(p.keys.clone(), Some(tenant.clone()), kind, ev));
     }
+    out.candidates.len() > before
 }
 
 /// Estimated fraction of the table one lookup on all keys returns (keys

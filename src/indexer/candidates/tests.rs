@@ -165,6 +165,33 @@ fn generate_table() {
             ],
         ),
         (
+            "an unselective composite leaves its calls to the single columns",
+            vec![
+                stat(None, "created_at", "range", 500),
+                stat(None, "active", "equality", 500),
+            ],
+            vec![group(None, &["active", "created_at"], 500)],
+            1e6,
+            vec![
+                Proposed(&["created_at"], None, Single),
+                Rejected(&["active", "created_at"], "unselective"),
+                Rejected(&["active"], "unselective"),
+            ],
+        ),
+        (
+            "a composite covered by an existing index still claims its calls",
+            vec![
+                stat(None, "phone", "equality", 500),
+                stat(None, "created_at", "range", 500),
+            ],
+            vec![group(None, &["phone", "created_at"], 500)],
+            1e6,
+            vec![
+                Proposed(&["phone", "created_at"], None, Single),
+                Rejected(&["created_at"], "only 0 outside composite"),
+            ],
+        ),
+        (
             "field used by 2 of 50 tenants",
             few,
             vec![],
@@ -303,4 +330,73 @@ fn a_low_cardinality_column_is_selective_within_a_tenant() {
                 && c.kind == CandidateKind::TenantComposite),
         "{cands:#?} {rejected:#?}"
     );
+}
+
+#[test]
+fn a_declined_composite_leaves_its_calls_to_the_single_columns() {
+    let snapshot = Snapshot {
+        columns: vec![
+            stat(None, "created_at", "range", 500),
+            stat(None, "email", "equality", 500),
+        ],
+        groups: vec![group(None, &["created_at", "email"], 500)],
+        statements: vec![],
+    };
+    let settings = Settings {
+        declined: vec![("orders".into(), keys(&["email", "created_at"]))],
+        ..Settings::default()
+    };
+    let (cands, rejected) = generate(&snapshot, &[orders(1e6)], &settings);
+    let mut proposed: Vec<&[String]> = cands.iter().map(|c| &c.keys[..]).collect();
+    proposed.sort();
+    assert_eq!(
+        proposed,
+        [keys(&["created_at"]), keys(&["email"])],
+        "{rejected:#?}"
+    );
+    assert!(
+        rejected
+            .iter()
+            .any(|r| r.keys == keys(&["email", "created_at"]) && r.reason.contains("declined")),
+        "{rejected:#?}"
+    );
+    // Without the memory, the composite takes the calls.
+    let (cands, _) = generate(&snapshot, &[orders(1e6)], &Settings::default());
+    assert_eq!(cands.len(), 1);
+    assert_eq!(cands[0].keys, keys(&["email", "created_at"]));
+}
+
+#[test]
+fn composite_keys_strip_the_tenant_column() {
+    let c = |k: &[&str], tenant: Option<&str>| Candidate {
+        table: "orders".into(),
+        keys: keys(k),
+        tenant: tenant.map(String::from),
+        kind: CandidateKind::Single,
+        evidence: Evidence {
+            calls: 0,
+            recent: 0.0,
+            tenants_using: 0,
+            tenants_active: 0,
+            rows_per_call: 0.0,
+            table_rows: 0.0,
+            selectivity: 0.0,
+            reason: String::new(),
+        },
+    };
+    let ck = |cand: &Candidate| composite_keys(cand, "tenant_id").map(<[String]>::to_vec);
+    assert_eq!(ck(&c(&["tenant_id", "email"], None)), None);
+    assert_eq!(
+        ck(&c(&["tenant_id", "email", "created_at"], None)),
+        Some(keys(&["email", "created_at"]))
+    );
+    assert_eq!(
+        ck(&c(&["email", "created_at"], None)),
+        Some(keys(&["email", "created_at"]))
+    );
+    assert_eq!(
+        ck(&c(&["email", "created_at"], Some("t1"))),
+        Some(keys(&["email", "created_at"]))
+    );
+    assert_eq!(ck(&c(&["email"], Some("t1"))), None);
 }

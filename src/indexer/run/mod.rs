@@ -41,6 +41,9 @@ pub use advise::advise;
 const FAILED_BUILD_BACKOFF: Duration = Duration::from_secs(300);
 /// The same recommendation (or refusal) is recorded at most this often.
 const RERECORD_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// How long a declined composite leaves its calls to its single columns
+/// before it is evaluated again.
+const DECLINED_FOR: Duration = Duration::from_secs(3600);
 /// Verification waits at most this many windows for enough traffic.
 const VERIFY_PATIENCE: u32 = 5;
 /// Proposals costed per round (hottest first).
@@ -90,6 +93,7 @@ pub fn settings(config: &Config) -> Settings {
             .filter_map(|f| f.rsplit_once('.'))
             .map(|(t, c)| (t.to_string(), c.to_string()))
             .collect(),
+        declined: Vec::new(),
     }
 }
 
@@ -251,6 +255,10 @@ struct Leader {
     /// Indexes reverted or dropped recently: not proposed again for a day,
     /// so that a pattern whose index did not pay off does not flap.
     reverted: HashMap<String, Instant>,
+    /// Composites (table label, keys without the tenant column) the planner
+    /// declined, and when: for `DECLINED_FOR`, their calls count for their
+    /// single columns instead.
+    declined: HashMap<(String, Vec<String>), Instant>,
     /// Failed builds whose INVALID index could not be dropped yet, by name:
     /// the create record the cleanup will point at.
     failed_creates: HashMap<String, i64>,
@@ -279,6 +287,7 @@ impl Leader {
             recorded: HashMap::new(),
             backoff: HashMap::new(),
             reverted: HashMap::new(),
+            declined: HashMap::new(),
             failed_creates: HashMap::new(),
             profiles: Profiles::default(),
             genome: None,
@@ -437,10 +446,21 @@ impl Leader {
         self.report_breadth(&snapshot);
         self.learn_texts(client, &tables).await?;
         tables.retain(|t| in_genome(&config, t));
-        let (found, _) = candidates::generate(&snapshot, &tables, &settings(&config));
+        self.declined.retain(|_, at| at.elapsed() < DECLINED_FOR);
+        let settings = Settings {
+            declined: self.declined.keys().cloned().collect(),
+            ..settings(&config)
+        };
+        let (found, _) = candidates::generate(&snapshot, &tables, &settings);
         let hypopg =
             self.ix().hypopg && matches!(whatif::hypopg_version(client).await, Ok(Some(_)));
         let proposals = self.proposals(client, &tables, &found, hypopg).await;
+        for p in proposals.iter().filter(|p| !p.worthwhile) {
+            if let Some(keys) = candidates::composite_keys(&p.candidate, &settings.tenant_column) {
+                let key = (p.candidate.table.clone(), keys.to_vec());
+                self.declined.insert(key, Instant::now());
+            }
+        }
         let pending = self.act(client, &tables, proposals).await?;
         metrics::gauge!(m::RECOMMENDATIONS_PENDING).set(pending as f64);
         metrics::gauge!(m::LAST_DECISION_TIMESTAMP_SECONDS).set(unix_now());
