@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
-use super::progress::{status, Bar};
+use super::progress::{end_status, status, Bar};
 use super::seed::Seeded;
 use super::workload::{self, Mix, Sample};
 use super::Scenario;
@@ -199,7 +199,7 @@ impl Runner<'_> {
                 break;
             }
         }
-        eprintln!();
+        end_status();
         let settled = Settled {
             seconds: started.elapsed().as_secs_f64(),
             builds,
@@ -239,7 +239,7 @@ impl Runner<'_> {
                 break;
             }
         }
-        eprintln!();
+        end_status();
         eprintln!("drift: ran {:.0} s", started.elapsed().as_secs_f64());
         Ok(Settled {
             seconds: started.elapsed().as_secs_f64(),

@@ -1,14 +1,43 @@
 //! What a long simulation shows on stderr while it runs: a one-line
-//! progress bar per batch and an overwritten status line.
+//! progress bar per batch and an overwritten status line on a terminal;
+//! in a log (stderr not a terminal), a status line every 10 s and each
+//! bar once, when it completes.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Overwrite the current stderr line.
+/// How often a status line is written when stderr is not a terminal.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Whether stderr is a terminal (lines are redrawn in place).
+fn live() -> bool {
+    static LIVE: OnceLock<bool> = OnceLock::new();
+    *LIVE.get_or_init(|| std::io::stderr().is_terminal())
+}
+
+/// Overwrite the current stderr line (on a terminal), or write it as a
+/// line of its own at most every [`LOG_EVERY`].
 pub fn status(text: &str) {
     let mut err = std::io::stderr();
-    let _ = write!(err, "\r{text:<70}");
-    let _ = err.flush();
+    if live() {
+        let _ = write!(err, "\r{text:<70}");
+        let _ = err.flush();
+        return;
+    }
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if last.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+        *last = Some(Instant::now());
+        let _ = writeln!(err, "{text}");
+    }
+}
+
+/// End the status line (a terminal's cursor is still on it).
+pub fn end_status() {
+    if live() {
+        eprintln!();
+    }
 }
 
 /// A one-line progress bar on stderr, redrawn at most ten times a second.
@@ -31,11 +60,15 @@ impl Bar {
 
     pub fn set(&mut self, done: u64, total: u64) {
         self.total = total;
-        if self.last.elapsed() < Duration::from_millis(100) && done < total {
-            return;
+        let soon = self.last.elapsed() < Duration::from_millis(100) && done < total;
+        if live() && !soon {
+            self.draw(done);
         }
+    }
+
+    fn draw(&mut self, done: u64) {
         self.last = Instant::now();
-        let width: usize = 30;
+        let (width, total) = (30usize, self.total);
         let filled = if total == 0 {
             width
         } else {
@@ -44,7 +77,8 @@ impl Bar {
         let mut err = std::io::stderr();
         let _ = write!(
             err,
-            "\r{:<28} [{}{}] {done}/{total}",
+            "{}{:<28} [{}{}] {done}/{total}",
+            if live() { "\r" } else { "" },
             self.label,
             "#".repeat(filled),
             " ".repeat(width - filled)
@@ -56,9 +90,7 @@ impl Bar {
     /// Show the bar full and end its line.
     pub fn finish(&mut self) {
         if self.shown || self.total > 0 {
-            self.last = Instant::now() - Duration::from_secs(1);
-            let total = self.total;
-            self.set(total, total);
+            self.draw(self.total);
             eprintln!();
         }
     }

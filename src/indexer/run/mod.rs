@@ -606,10 +606,12 @@ impl Leader {
                 let tenant_column = &self.config.analysis.tenant_column;
                 if let Some(field) = c.keys.iter().find(|k| *k != tenant_column) {
                     p.expression = Some(format!(
-                        "{}.{field} expressed by {} of {} active tenants",
+                        "{}.{field} expressed by {} of {} active tenants \
+                         (declared, or >= {} calls of their own: expression.min_calls)",
                         c.table,
                         self.profiles.expressed_by(&c.table, field),
-                        c.evidence.tenants_active
+                        c.evidence.tenants_active,
+                        self.config.expression.min_calls
                     ));
                 }
                 out.push(p);

@@ -8,8 +8,10 @@ use super::{evidence, format, CHART_FILE};
 
 /// Longer reasons are cut so the index table stays readable.
 const MAX_REASON_CHARS: usize = 160;
-/// Tenants listed in the expression summary before "… and N more".
+/// Field sets listed in the expression summary before "… and N more".
 const MAX_TENANTS: usize = 30;
+/// Tenants named per field set in the expression summary.
+const MAX_NAMED: usize = 8;
 
 /// The whole markdown document.
 pub fn render(r: &Report) -> String {
@@ -372,7 +374,8 @@ fn index_sizes(r: &Report) -> Vec<String> {
     lines
 }
 
-/// Which fields each tenant expresses, the first [`MAX_TENANTS`].
+/// Which fields the tenants express: per field, then tenants grouped by
+/// their set of fields (the first [`MAX_TENANTS`] sets).
 fn expression(r: &Report) -> Vec<String> {
     let mut lines = vec!["## Per-tenant expression".to_string(), String::new()];
     if r.expression.is_empty() {
@@ -398,18 +401,38 @@ fn expression(r: &Report) -> Vec<String> {
         lines.push(format!("| {} | {n} |", format::cell(field)));
     }
     lines.push(String::new());
-    lines.push("Per tenant:".to_string());
+    // Per tenant, grouped: most tenants share one of a few field sets.
+    let mut groups: Vec<(&[String], Vec<&str>)> = Vec::new();
+    for t in &r.expression {
+        match groups.iter_mut().find(|(f, _)| *f == &t.fields[..]) {
+            Some((_, ts)) => ts.push(&t.tenant),
+            None => groups.push((&t.fields, vec![&t.tenant])),
+        }
+    }
+    groups.sort_by_key(|g| std::cmp::Reverse(g.1.len()));
+    lines.push(format!(
+        "Tenants by the set of fields they express ({} distinct sets):",
+        groups.len()
+    ));
     lines.push(String::new());
-    for t in r.expression.iter().take(MAX_TENANTS) {
-        let fields = if t.fields.is_empty() {
+    for (fields, ts) in groups.iter().take(MAX_TENANTS) {
+        let fields = if fields.is_empty() {
             "(none)".to_string()
         } else {
-            t.fields.join(", ")
+            fields.join(", ")
         };
-        lines.push(format!("- {} → {fields}", code(&t.tenant)));
+        let mut named: Vec<String> = ts.iter().take(MAX_NAMED).map(|t| code(t)).collect();
+        if ts.len() > MAX_NAMED {
+            named.push("…".to_string());
+        }
+        let count = match ts.len() {
+            1 => "1 tenant".to_string(),
+            n => format!("{n} tenants"),
+        };
+        lines.push(format!("- {count} ({}) → {fields}", named.join(", ")));
     }
-    if r.expression.len() > MAX_TENANTS {
-        lines.push(format!("- … and {} more", r.expression.len() - MAX_TENANTS));
+    if groups.len() > MAX_TENANTS {
+        lines.push(format!("- … and {} more sets", groups.len() - MAX_TENANTS));
     }
     lines
 }

@@ -153,11 +153,30 @@ fn markdown_lists_classes_ratios_and_indexes() {
     assert!(md.contains("| 9.5 | create | contacts | tenant_id, email | all |"));
     assert!(md.contains("| 24.0 | revert | contacts | custom_1 | t7 |"));
     assert!(md.contains("calls 120/s, size 2.0 MiB"), "{md}");
-    assert!(md.contains("- `t29` → email, custom_2"));
-    assert!(!md.contains("`t30`"));
-    assert!(md.contains("- … and 5 more"));
+    // Tenants grouped by field set, largest first, eight named per set.
+    assert!(md.contains("(3 distinct sets)"), "{md}");
+    assert!(
+        md.contains(
+            "- 12 tenants (`t0`, `t3`, `t6`, `t9`, `t12`, `t15`, `t18`, `t21`, …) → email, custom_0"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("- 11 tenants (`t2`, `t5`, "), "{md}");
+    assert!(!md.contains("`t24`"), "{md}");
     assert!(md.contains("- `indexer.mode = apply`"));
     assert!(md.contains("- medians over 3 trials"));
+}
+
+#[test]
+fn markdown_caps_the_field_sets_listed() {
+    let mut r = sample();
+    for (i, t) in r.expression.iter_mut().enumerate() {
+        t.fields = vec![format!("custom_{i}")];
+    }
+    let md = markdown(&r);
+    assert!(md.contains("(35 distinct sets)"), "{md}");
+    assert!(md.contains("- 1 tenant (`t0`) → custom_0"), "{md}");
+    assert!(md.contains("- … and 5 more sets"), "{md}");
 }
 
 #[test]
