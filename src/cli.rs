@@ -47,6 +47,28 @@ pub struct DemoArgs {
     /// Where report.md, report.json and latency.svg go.
     #[arg(long, default_value = "./report")]
     pub out: PathBuf,
+    /// A setting of the throwaway PostgreSQL, e.g. `shared_buffers=1GB`
+    /// (repeatable; overrides the demo's: shared_buffers=256MB and
+    /// PostgreSQL's default durability, fsync, synchronous_commit and
+    /// full_page_writes on).
+    #[arg(long = "server-setting", value_name = "KEY=VALUE", value_parser = server_setting)]
+    pub server_settings: Vec<(String, String)>,
+}
+
+/// `key=value` with a PostgreSQL setting name for the key.
+fn server_setting(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected KEY=VALUE, e.g. shared_buffers=1GB"))?;
+    let key = key.trim();
+    let valid = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    if !valid {
+        return Err(format!("{key:?} is not a PostgreSQL setting name"));
+    }
+    Ok((key.to_ascii_lowercase(), value.trim().to_string()))
 }
 
 /// A scenario by name, with any of its sizes overridden.
@@ -285,4 +307,24 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_string(), v.to_string()))
         .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_settings_parse_and_reject_bad_names() {
+        assert_eq!(
+            server_setting("shared_buffers = 1GB"),
+            Ok(("shared_buffers".into(), "1GB".into()))
+        );
+        assert_eq!(
+            server_setting("Work_Mem=64MB"),
+            Ok(("work_mem".into(), "64MB".into()))
+        );
+        assert!(server_setting("fsync").unwrap_err().contains("KEY=VALUE"));
+        let err = server_setting("a;b=1").unwrap_err();
+        assert!(err.contains("not a PostgreSQL setting name"), "{err}");
+    }
 }

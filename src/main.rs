@@ -174,7 +174,8 @@ fn demo(args: DemoArgs) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    finish(multi_thread(indexpilot::sim::demo::demo(scenario, args.out)).map(|_| String::new()))
+    let run = indexpilot::sim::demo::demo(scenario, args.out, args.server_settings);
+    finish(multi_thread(run).map(|_| String::new()))
 }
 
 fn simulate(args: SimulateArgs) -> ExitCode {

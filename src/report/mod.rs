@@ -48,6 +48,10 @@ pub struct Phase {
     /// The write-only runs (medians).
     #[serde(default)]
     pub writes: Latency,
+    /// Writes per second of each write-only run, in order (the spread
+    /// behind the median).
+    #[serde(default)]
+    pub write_runs: Vec<f64>,
     /// Failed queries, median over the trials.
     #[serde(default)]
     pub errors: u64,

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use tokio_postgres::NoTls;
 
-use super::phase::{Runner, Timeline};
+use super::phase::{self, Runner, Timeline};
 use super::progress::Bar;
 use super::seed;
 use super::Scenario;
@@ -46,19 +46,50 @@ fn limit(s: &Scenario) -> Duration {
     Duration::from_secs(75 + s.contacts / 50_000)
 }
 
-/// Run the whole demo and write the report into `out`. Interrupted (Ctrl-C,
-/// SIGTERM), it still stops and removes its PostgreSQL.
-pub async fn demo(scenario: Scenario, out: PathBuf) -> anyhow::Result<Report> {
-    let pg = tokio::task::spawn_blocking(|| {
+/// The throwaway server's settings: PostgreSQL's default durability, as
+/// in production (the test harness turns it off for speed; here every
+/// commit is flushed, so write throughput is what an application would
+/// see), and more shared buffers than the default 128MB.
+const SERVER_SETTINGS: &[(&str, &str)] = &[
+    ("shared_buffers", "256MB"),
+    ("fsync", "on"),
+    ("synchronous_commit", "on"),
+    ("full_page_writes", "on"),
+];
+
+/// [`SERVER_SETTINGS`] with `overrides` applied (a later key wins).
+fn server_settings(overrides: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = SERVER_SETTINGS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (key, value) in overrides {
+        out.retain(|(k, _)| *k != key);
+        out.push((key, value));
+    }
+    out
+}
+
+/// Run the whole demo and write the report into `out`; `server` overrides
+/// settings of the throwaway PostgreSQL. Interrupted (Ctrl-C, SIGTERM), it
+/// still stops and removes its PostgreSQL.
+pub async fn demo(
+    scenario: Scenario,
+    out: PathBuf,
+    server: Vec<(String, String)>,
+) -> anyhow::Result<Report> {
+    let server = server_settings(server);
+    let settings = server.clone();
+    let pg = tokio::task::spawn_blocking(move || {
         TestPg::start(PgOptions {
-            settings: vec![("shared_buffers".into(), "256MB".into())],
+            settings,
             ..PgOptions::default()
         })
     })
     .await?
     .context("starting a throwaway PostgreSQL")?;
     let result = tokio::select! {
-        result = run(&pg, scenario, out) => result,
+        result = run(&pg, scenario, out, &server) => result,
         signal = interrupted() => Err(anyhow::anyhow!(
             "{signal}: stopped; the throwaway PostgreSQL is stopped and removed"
         )),
@@ -82,7 +113,12 @@ async fn interrupted() -> &'static str {
     }
 }
 
-async fn run(pg: &TestPg, scenario: Scenario, out: PathBuf) -> anyhow::Result<Report> {
+async fn run(
+    pg: &TestPg,
+    scenario: Scenario,
+    out: PathBuf,
+    server: &[(String, String)],
+) -> anyhow::Result<Report> {
     let dsn = pg.url();
     if let Some(log) = pg.log_path() {
         eprintln!(
@@ -137,7 +173,7 @@ async fn run(pg: &TestPg, scenario: Scenario, out: PathBuf) -> anyhow::Result<Re
             started,
             scenario: scenario_json.clone(),
             phase: baseline,
-            config: pairs(BASELINE_SETTINGS),
+            config: with_server(pairs(BASELINE_SETTINGS), server),
             notes: notes(&scenario),
         },
     )
@@ -171,7 +207,7 @@ async fn run(pg: &TestPg, scenario: Scenario, out: PathBuf) -> anyhow::Result<Re
             started,
             scenario: scenario_json,
             phase: auto,
-            config: pairs(AUTO_SETTINGS),
+            config: with_server(pairs(AUTO_SETTINGS), server),
             notes,
         },
     )
@@ -184,6 +220,19 @@ async fn run(pg: &TestPg, scenario: Scenario, out: PathBuf) -> anyhow::Result<Re
         println!("  wrote {}", f.display());
     }
     Ok(report)
+}
+
+/// The proxy's settings followed by the server's, as `postgresql.<key>`.
+fn with_server(
+    mut config: Vec<(String, String)>,
+    server: &[(String, String)],
+) -> Vec<(String, String)> {
+    config.extend(
+        server
+            .iter()
+            .map(|(k, v)| (format!("postgresql.{k}"), v.clone())),
+    );
+    config
 }
 
 fn pairs(settings: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -246,7 +295,7 @@ fn notes(s: &Scenario) -> Vec<String> {
             "Write throughput comes from write-only runs ({} INSERT/UPDATE statements per trial, \
              same clients), so faster reads cannot inflate it. The spike ran {}× the clients \
              at once after the trials.",
-            (s.queries / 4).max(100),
+            phase::write_queries(s),
             super::phase::SPIKE_FACTOR
         ),
         "Rows inserted by the workload were deleted after every run.".to_string(),
@@ -295,4 +344,24 @@ pub fn summary(r: &Report) -> String {
         bytes as f64 / (1024.0 * 1024.0)
     ));
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_settings_are_durable_unless_overridden() {
+        let s = server_settings(vec![]);
+        assert!(s.contains(&("fsync".into(), "on".into())));
+        assert!(s.contains(&("synchronous_commit".into(), "on".into())));
+        let s = server_settings(vec![
+            ("fsync".into(), "off".into()),
+            ("work_mem".into(), "64MB".into()),
+        ]);
+        let fsync: Vec<_> = s.iter().filter(|(k, _)| k == "fsync").collect();
+        assert_eq!(fsync, [&("fsync".to_string(), "off".to_string())]);
+        assert!(s.contains(&("work_mem".into(), "64MB".into())));
+        assert!(s.contains(&("shared_buffers".into(), "256MB".into())));
+    }
 }

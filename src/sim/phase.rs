@@ -119,6 +119,7 @@ impl Runner<'_> {
         phase.timeline = self.timeline.points();
         let write_runs: Vec<Latency> = writes.iter().map(|w| workload::summarize(w).0).collect();
         phase.writes = median_latency(&write_runs);
+        phase.write_runs = write_runs.iter().map(|w| w.throughput).collect();
         phase.write_throughput = phase.writes.throughput;
         let (overall, _, filtered, _) = workload::summarize(&spike);
         phase.spike = Some(Spike {
@@ -287,9 +288,11 @@ impl Runner<'_> {
     }
 }
 
-/// Queries in each write-only run.
-fn write_queries(s: &Scenario) -> u64 {
-    (s.queries / 4).max(100)
+/// Queries in each write-only run: three times a mixed trial, so that a
+/// run lasts seconds, not a fraction of one (short runs made the
+/// throughput swing by ±15 % between identical runs).
+pub fn write_queries(s: &Scenario) -> u64 {
+    (s.queries * 3).max(2_000)
 }
 
 fn failures(samples: &[Sample]) -> u64 {

@@ -271,7 +271,7 @@ fn writes(r: &Report) -> Vec<String> {
         Some(q) => format!(" ({:+.1}%)", (q - 1.0) * 100.0),
         None => String::new(),
     };
-    vec![
+    let mut lines = vec![
         "## Writes".to_string(),
         String::new(),
         format!(
@@ -284,7 +284,16 @@ fn writes(r: &Report) -> Vec<String> {
             format::ms(b.writes.p95_ms),
             format::ms(a.writes.p95_ms),
         ),
-    ]
+    ];
+    let runs = |p: &Phase| {
+        let each: Vec<String> = p.write_runs.iter().map(|w| format::rate(*w)).collect();
+        format!("{}: {}", p.name, each.join(", "))
+    };
+    if !b.write_runs.is_empty() && !a.write_runs.is_empty() {
+        lines.push(String::new());
+        lines.push(format!("Each run, writes/s — {}; {}.", runs(b), runs(a)));
+    }
+    lines
 }
 
 /// The traffic spike and failed queries: nothing may fail.

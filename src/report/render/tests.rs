@@ -40,6 +40,7 @@ fn phase(name: &str, scale: f64, timeline: Vec<(f64, f64)>) -> Phase {
         filtered: latency(2400, 850.0 * scale),
         write_throughput: 40.0 - scale,
         writes: latency(500, 2.0 + scale),
+        write_runs: vec![39.0 - scale, 40.0 - scale, 41.0 - scale],
         errors: 0,
         spike: Some(Spike {
             clients: 32,
@@ -164,6 +165,10 @@ fn markdown_lists_classes_ratios_and_indexes() {
     assert!(md.contains("- 11 tenants (`t2`, `t5`, "), "{md}");
     assert!(!md.contains("`t24`"), "{md}");
     assert!(md.contains("- `indexer.mode = apply`"));
+    assert!(
+        md.contains("Each run, writes/s — baseline: 38.0, 39.0, 40.0; auto: 39.0, 40.0, 41.0."),
+        "{md}"
+    );
     assert!(md.contains("- medians over 3 trials"));
 }
 
