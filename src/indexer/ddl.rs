@@ -29,11 +29,36 @@ pub enum IndexKey {
     Expression(String),
 }
 
-/// A per-tenant partial index: `WHERE "column" = 'value'`.
+/// The rows a partial index holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Predicate {
-    pub column: String,
-    pub value: String,
+pub enum Predicate {
+    /// One tenant's rows: `WHERE "column" = 'value'`.
+    Equals { column: String, value: String },
+    /// A sparse field's filled rows: `WHERE "column" IS NOT NULL`.
+    NotNull { column: String },
+}
+
+/// The marker key that gives an `IS NOT NULL` partial index a name of its
+/// own (`…_not_null_<hash>`); no identifier starts with U+0001.
+const NOT_NULL_MARKER: &str = "\u{1}not_null";
+
+/// [`index_name`] for an index that is partial `WHERE sparse IS NOT NULL`
+/// when `sparse` is set.
+pub fn scoped_index_name(
+    prefix: &str,
+    table: &str,
+    keys: &[String],
+    tenant: Option<&str>,
+    sparse: Option<&str>,
+) -> String {
+    match sparse {
+        None => index_name(prefix, table, keys, tenant),
+        Some(column) => {
+            let mut marked = keys.to_vec();
+            marked.push(format!("{NOT_NULL_MARKER} {column}"));
+            index_name(prefix, table, &marked, tenant)
+        }
+    }
 }
 
 /// A build that finished with a valid index.
@@ -178,12 +203,18 @@ pub fn target_sql(spec: &IndexSpec) -> String {
         quote_ident(&spec.table),
         keys.join(", ")
     );
-    if let Some(p) = &spec.predicate {
-        sql.push_str(&format!(
-            " WHERE {} = {}",
-            quote_ident(&p.column),
-            literal(&p.value)
-        ));
+    match &spec.predicate {
+        Some(Predicate::Equals { column, value }) => {
+            sql.push_str(&format!(
+                " WHERE {} = {}",
+                quote_ident(column),
+                literal(value)
+            ));
+        }
+        Some(Predicate::NotNull { column }) => {
+            sql.push_str(&format!(" WHERE {} IS NOT NULL", quote_ident(column)));
+        }
+        None => {}
     }
     sql
 }
@@ -402,7 +433,24 @@ mod tests {
             index_name("ip_", "t", &keys(&["a_b"]), Some("1")),
             index_name("ip_", "t", &keys(&["a_b"]), Some("2")),
             index_name("ip_", "t", &keys(&["lower(\"email\")"]), None),
+            scoped_index_name("ip_", "t", &keys(&["a_b"]), None, Some("a_b")),
+            scoped_index_name("ip_", "t", &keys(&["a_b"]), Some("1"), Some("a_b")),
         ];
+        let sparse = scoped_index_name(
+            "ip_",
+            "contacts",
+            &keys(&["tenant_id", "c1"]),
+            None,
+            Some("c1"),
+        );
+        assert!(
+            sparse.starts_with("ip_contacts_tenant_id_c1_not_null_c1_"),
+            "{sparse}"
+        );
+        assert_eq!(
+            scoped_index_name("ip_", "t", &keys(&["a"]), None, None),
+            index_name("ip_", "t", &keys(&["a"]), None)
+        );
         for (i, x) in names.iter().enumerate() {
             for y in &names[i + 1..] {
                 assert_ne!(x, y);
@@ -427,7 +475,7 @@ mod tests {
                 IndexKey::Column("E-mail Address".into()),
                 IndexKey::Expression("lower(\"email\")".into()),
             ],
-            predicate: Some(Predicate {
+            predicate: Some(Predicate::Equals {
                 column: "Tenant".into(),
                 value: "o'brien'; drop table t; --".into(),
             }),
@@ -446,6 +494,17 @@ mod tests {
         assert_eq!(
             create_sql(&plain, "ip_t"),
             "CREATE INDEX CONCURRENTLY IF NOT EXISTS \"ip_t\" ON \"public\".\"t\" (\"tenant_id\")"
+        );
+        let sparse = IndexSpec {
+            predicate: Some(Predicate::NotNull {
+                column: "Custom \"1\"".into(),
+            }),
+            ..plain
+        };
+        assert_eq!(
+            create_sql(&sparse, "ip_t"),
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS \"ip_t\" ON \"public\".\"t\" (\"tenant_id\") \
+             WHERE \"Custom \"\"1\"\"\" IS NOT NULL"
         );
     }
 

@@ -179,12 +179,18 @@ pub async fn propose(round: &Round<'_>, c: &Candidate) -> Option<Proposal> {
         schema: table.schema.clone(),
         table: table.name.clone(),
         keys,
-        predicate: c.tenant.as_ref().map(|t| Predicate {
-            column: round.tenant_column.to_string(),
-            value: t.clone(),
-        }),
+        predicate: match (&c.tenant, &c.not_null) {
+            (Some(t), _) => Some(Predicate::Equals {
+                column: round.tenant_column.to_string(),
+                value: t.clone(),
+            }),
+            (None, Some(column)) => Some(Predicate::NotNull {
+                column: column.clone(),
+            }),
+            (None, None) => None,
+        },
     };
-    let index_name = ddl::index_name(round.prefix, &c.table, &c.keys, c.tenant.as_deref());
+    let index_name = c.index_name(round.prefix);
     let ddl_text = ddl::create_sql(&spec, &index_name);
     let fingerprints = round.uses.serving(&c.table, &c.keys, round.tenant_column);
     let averaged = c.evidence.calls as f64 / round.observed_secs.max(1.0);
@@ -199,9 +205,10 @@ pub async fn propose(round: &Round<'_>, c: &Candidate) -> Option<Proposal> {
                 .map_or(EXPRESSION_WIDTH, |col| col.avg_width.max(4.0))
         })
         .sum();
-    let partial_share = match &c.tenant {
-        Some(t) => tenant_share(table, round.tenant_column, t),
-        None => 1.0,
+    let partial_share = match (&c.tenant, &c.not_null) {
+        (Some(t), _) => tenant_share(table, round.tenant_column, t),
+        (None, Some(col)) => table.column(col).map_or(1.0, |f| 1.0 - f.null_frac),
+        (None, None) => 1.0,
     };
     let inputs = CostInputs {
         table_rows: table.rows,

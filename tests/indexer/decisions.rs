@@ -250,3 +250,53 @@ async fn hypopg_present_and_absent() {
     // The what-if left no hypothetical index behind and built nothing.
     assert!(our_indexes(&pg).is_empty());
 }
+
+/// A field most rows leave NULL (a custom field few tenants fill) gets an
+/// index on the filled rows only, and the planner uses it: it is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sparse_field_gets_a_partial_index_that_is_kept() {
+    init_tracing();
+    let pg = start_pg(PgOptions::default());
+    seed(&pg, 60_000);
+    pg.psql(
+        "alter table contacts add column custom text;
+         update contacts set custom = 'c' || id where id % 20 = 0;
+         analyze contacts;",
+    )
+    .unwrap();
+    let dsn = pg.url();
+    let proxy = start_proxy(&pg, &fast(&dsn, "apply")).await;
+    let client = connect(&proxy.conninfo(&pg)).await.unwrap();
+    let lookup = client
+        .prepare("select id from contacts where custom = $1")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut i = 0u32;
+    loop {
+        i += 1;
+        let value = format!("c{}", (i * 7919) % 3_000 * 20 + 20);
+        let rows = client.query(&lookup, &[&value]).await.unwrap();
+        assert_eq!(rows.len(), 1, "{value}");
+        if !log(&pg, "id::text", "kind = 'keep'").is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no keep after 90 s; log: {:#?}",
+            log(
+                &pg,
+                "kind || ' ' || coalesce(index_name, '') || ' ' || outcome || ' ' || reason",
+                "true"
+            )
+        );
+    }
+    let ours = our_indexes(&pg);
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert!(
+        ours[0].contains("(custom) WHERE (custom IS NOT NULL)"),
+        "{ours:?}"
+    );
+    let reasons = log(&pg, "reason", "kind = 'create'");
+    assert!(reasons[0].contains("NULL in 95% of rows"), "{reasons:?}");
+}

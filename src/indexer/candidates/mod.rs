@@ -13,6 +13,13 @@ use crate::stats::Snapshot;
 /// worth having: the planner would scan the table anyway.
 const MAX_SELECTIVITY: f64 = 0.1;
 
+/// A key column that at least this share of rows leave NULL, and that every
+/// lookup compares with a strict operator (`=`, `IN`, `<`, `BETWEEN`,
+/// `LIKE 'x%'`: none matches NULL), gets an index partial `WHERE column IS
+/// NOT NULL`: a custom field few tenants fill costs the others' writes
+/// nothing and the index a fraction of the size.
+const SPARSE_NULL_FRAC: f64 = 0.5;
+
 /// The knobs of candidate generation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -81,8 +88,42 @@ pub struct Candidate {
     pub keys: Vec<String>,
     /// Some: a partial index `WHERE <tenant_column> = tenant`.
     pub tenant: Option<String>,
+    /// Some: a partial index `WHERE column IS NOT NULL` (a sparse key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_null: Option<String>,
     pub kind: CandidateKind,
     pub evidence: Evidence,
+}
+
+impl Candidate {
+    /// The name IndexPilot gives this candidate's index.
+    pub fn index_name(&self, prefix: &str) -> String {
+        super::ddl::scoped_index_name(
+            prefix,
+            &self.table,
+            &self.keys,
+            self.tenant.as_deref(),
+            self.not_null.as_deref(),
+        )
+    }
+
+    /// The names of this index and of its variants with another choice of
+    /// sparse key (or none): a column whose NULL share crosses
+    /// [`SPARSE_NULL_FRAC`] must not get a second index on the same keys.
+    pub fn index_names(&self, prefix: &str) -> Vec<String> {
+        let sparse = std::iter::once(None).chain(self.keys.iter().map(|k| Some(k.as_str())));
+        sparse
+            .map(|s| {
+                super::ddl::scoped_index_name(
+                    prefix,
+                    &self.table,
+                    &self.keys,
+                    self.tenant.as_deref(),
+                    s,
+                )
+            })
+            .collect()
+    }
 }
 
 /// A pattern that was seen but not proposed, and why (with its numbers).
@@ -131,6 +172,8 @@ impl Usage {
 #[derive(Clone, Debug)]
 struct ColumnUsage {
     role: Role,
+    /// Every use compared it with a strict operator (never matches NULL).
+    strict: bool,
     usage: Usage,
 }
 
@@ -141,6 +184,13 @@ fn role_of(class: &str, column: &str) -> Role {
         "expression" if !is_identifier(column) => Role::Expression,
         _ => Role::Unindexable,
     }
+}
+
+fn is_strict(class: &str) -> bool {
+    matches!(
+        class,
+        "equality" | "in_list" | "range" | "between" | "like_prefix"
+    )
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -171,10 +221,12 @@ fn aggregate(snapshot: &Snapshot) -> BTreeMap<String, TableUsage> {
             .entry(c.column.to_string())
             .or_insert_with(|| ColumnUsage {
                 role,
+                strict: true,
                 usage: Usage::default(),
             });
         // The most index-friendly role a column was used with wins.
         entry.role = entry.role.min(role);
+        entry.strict &= is_strict(c.class);
         entry.usage.add(tenant, c.calls, c.rows, c.recent);
     }
     for g in &snapshot.groups {
@@ -213,6 +265,9 @@ struct Pattern<'a> {
     range: bool,
     /// Observed rows per call when a single column's rows are known.
     observed_rows: Option<f64>,
+    /// The sparsest key column every lookup compares strictly, if at least
+    /// [`SPARSE_NULL_FRAC`] of rows leave it NULL.
+    sparse: Option<String>,
 }
 
 /// The accumulating result of [`generate`].
@@ -287,6 +342,13 @@ fn pattern<'a>(
     range: bool,
     observed_rows: Option<f64>,
 ) -> Pattern<'a> {
+    let sparse = keys
+        .iter()
+        .filter(|k| usage.columns.get(*k).is_some_and(|cu| cu.strict))
+        .filter_map(|k| table.column(k).map(|c| (k, c.null_frac)))
+        .filter(|(_, f)| *f >= SPARSE_NULL_FRAC)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(k, _)| k.clone());
     Pattern {
         table,
         label,
@@ -295,6 +357,7 @@ fn pattern<'a>(
         tenants_active: usage.tenants.len(),
         range,
         observed_rows,
+        sparse,
     }
 }
 
@@ -568,10 +631,22 @@ impl Pattern<'_> {
         evidence: Evidence,
     ) -> Candidate {
         let expression = keys.iter().any(|k| self.table.column(k).is_none());
+        let mut evidence = evidence;
+        // A tenant's partial index is narrow already.
+        let not_null = self.sparse.clone().filter(|_| tenant.is_none());
+        if let Some(col) = &not_null {
+            let nulls = self.table.column(col).map_or(0.0, |c| c.null_frac);
+            evidence.reason.push_str(&format!(
+                "; sparse: {col} is NULL in {:.0}% of rows, so the index holds only the \
+                 others (WHERE {col} IS NOT NULL)",
+                nulls * 100.0
+            ));
+        }
         Candidate {
             table: self.label.to_string(),
             keys,
             tenant,
+            not_null,
             kind: if expression {
                 CandidateKind::Expression
             } else {

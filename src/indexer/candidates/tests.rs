@@ -372,6 +372,7 @@ fn composite_keys_strip_the_tenant_column() {
         table: "orders".into(),
         keys: keys(k),
         tenant: tenant.map(String::from),
+        not_null: None,
         kind: CandidateKind::Single,
         evidence: Evidence {
             calls: 0,
@@ -399,4 +400,57 @@ fn composite_keys_strip_the_tenant_column() {
         Some(keys(&["email", "created_at"]))
     );
     assert_eq!(ck(&c(&["email"], Some("t1"))), None);
+}
+
+#[test]
+fn a_sparse_strictly_compared_key_makes_the_index_partial() {
+    let mut table = orders(1e6);
+    let mut custom = col("custom", -0.09, true);
+    custom.null_frac = 0.9;
+    table.columns.push(custom);
+    let lookups = |class: &'static str| -> Vec<ColumnStat> {
+        (0..40)
+            .map(|t| stat(Some(&format!("t{t}")), "custom", class, 10))
+            .chain((0..40).map(|t| stat(Some(&format!("t{t}")), "email", "equality", 10)))
+            .collect()
+    };
+    let run = |columns: Vec<ColumnStat>| {
+        let snapshot = Snapshot {
+            columns,
+            ..Snapshot::default()
+        };
+        generate(
+            &snapshot,
+            std::slice::from_ref(&table),
+            &Settings::default(),
+        )
+        .0
+    };
+    let find = |cands: &[Candidate], key: &str| {
+        cands
+            .iter()
+            .find(|c| c.keys.last().map(String::as_str) == Some(key))
+            .cloned()
+            .unwrap_or_else(|| panic!("no candidate on {key}: {cands:#?}"))
+    };
+
+    let cands = run(lookups("equality"));
+    let sparse = find(&cands, "custom");
+    assert_eq!(sparse.keys, keys(&["tenant_id", "custom"]));
+    assert_eq!(sparse.not_null.as_deref(), Some("custom"));
+    assert!(
+        sparse.evidence.reason.contains("NULL in 90% of rows"),
+        "{sparse:?}"
+    );
+    assert!(sparse.index_name("ip_").contains("not_null"));
+    assert!(sparse
+        .index_names("ip_")
+        .contains(&sparse.index_name("ip_")));
+    // A dense column stays a full index.
+    assert_eq!(find(&cands, "email").not_null, None);
+
+    // One `IS NULL` lookup among them: the NULL rows are wanted too.
+    let mut mixed = lookups("equality");
+    mixed.push(stat(Some("t1"), "custom", "is_null", 5));
+    assert_eq!(find(&run(mixed), "custom").not_null, None);
 }

@@ -10,7 +10,7 @@ use super::{dsn, lookback, settings, IndexerError, MAX_PROPOSALS};
 use crate::config::Config;
 use crate::indexer::candidates::{self, Rejected};
 use crate::indexer::plan::{self, Proposal, Round, Uses};
-use crate::indexer::{catalog, ddl, whatif, workload};
+use crate::indexer::{catalog, whatif, workload};
 
 /// How long `indexpilot advise` samples the tables' write counters.
 const ADVISE_WRITE_SAMPLE: Duration = Duration::from_secs(2);
@@ -60,8 +60,8 @@ pub async fn advise(config: &Config, json_out: bool) -> Result<String, IndexerEr
     let mut proposals = Vec::new();
     for c in found.iter().take(MAX_PROPOSALS) {
         let exists = tables.iter().any(|t| {
-            let name = ddl::index_name(&ix.index_prefix, &c.table, &c.keys, c.tenant.as_deref());
-            t.indexes.iter().any(|i| i.name == name)
+            let names = c.index_names(&ix.index_prefix);
+            t.indexes.iter().any(|i| names.contains(&i.name))
         });
         if !exists {
             if let Some(p) = plan::propose(&round, c).await {

@@ -581,24 +581,22 @@ impl Leader {
         };
         let mut out = Vec::new();
         for c in found.iter().take(MAX_PROPOSALS) {
-            let name = ddl::index_name(
-                &self.ix().index_prefix,
-                &c.table,
-                &c.keys,
-                c.tenant.as_deref(),
-            );
+            // This index or a variant of it with another sparse key.
+            let names = c.index_names(&self.ix().index_prefix);
             let exists = tables
                 .iter()
-                .any(|t| t.indexes.iter().any(|i| i.name == name));
-            let waiting = self.pending.iter().any(|p| p.index_name == name)
-                || self
-                    .reverted
-                    .get(&name)
-                    .is_some_and(|t| t.elapsed() < RERECORD_AFTER)
-                || self
-                    .backoff
-                    .get(&name)
-                    .is_some_and(|t| t.elapsed() < FAILED_BUILD_BACKOFF);
+                .any(|t| t.indexes.iter().any(|i| names.contains(&i.name)));
+            let waiting = names.iter().any(|name| {
+                self.pending.iter().any(|p| p.index_name == *name)
+                    || self
+                        .reverted
+                        .get(name)
+                        .is_some_and(|t| t.elapsed() < RERECORD_AFTER)
+                    || self
+                        .backoff
+                        .get(name)
+                        .is_some_and(|t| t.elapsed() < FAILED_BUILD_BACKOFF)
+            });
             if exists || waiting {
                 continue;
             }
