@@ -78,9 +78,11 @@ select i.indrelid, c.relname::text,
        pg_get_expr(i.indpred, i.indrelid, true),
        i.indisvalid,
        pg_relation_size(i.indexrelid),
-       coalesce(s.idx_scan, 0)
+       coalesce(s.idx_scan, 0),
+       am.amname = 'btree' and not i.indisexclusion
 from pg_index i
 join pg_class c on c.oid = i.indexrelid
+join pg_am am on am.oid = c.relam
 left join pg_stat_user_indexes s on s.indexrelid = i.indexrelid
 where i.indrelid = any($1)
 order by i.indrelid, c.relname";
@@ -159,5 +161,6 @@ fn index(r: &tokio_postgres::Row, prefix: &str) -> IndexFacts {
         valid: r.get(5),
         size_bytes: r.get(6),
         scans: r.get(7),
+        btree: r.get(8),
     }
 }

@@ -56,6 +56,8 @@ pub struct IndexFacts {
     pub scans: i64,
     /// Name carries IndexPilot's prefix (only those may ever be dropped).
     pub ours: bool,
+    /// A plain btree index (not backing an exclusion constraint).
+    pub btree: bool,
 }
 
 impl TableFacts {
@@ -79,6 +81,37 @@ impl TableFacts {
             .iter()
             .filter(|i| i.valid && i.predicate.is_none())
             .any(|i| i.keys.len() >= keys.len() && i.keys[..keys.len()] == *keys)
+    }
+}
+
+impl TableFacts {
+    /// Indexes of the application's (not IndexPilot's) that one of ours
+    /// makes redundant: plain, valid, non-unique, non-partial btree indexes
+    /// whose keys are a strict prefix of a valid, non-partial index of ours.
+    /// Pairs of (theirs, ours).
+    pub fn redundant_with_ours(&self) -> Vec<(&IndexFacts, &IndexFacts)> {
+        let plain = |i: &&IndexFacts| i.valid && i.btree && i.predicate.is_none();
+        let mut out = Vec::new();
+        for theirs in self
+            .indexes
+            .iter()
+            .filter(plain)
+            .filter(|i| !i.ours && !i.unique)
+        {
+            let longer = self
+                .indexes
+                .iter()
+                .filter(plain)
+                .filter(|i| i.ours)
+                .find(|o| {
+                    o.keys.len() > theirs.keys.len()
+                        && o.keys[..theirs.keys.len()] == theirs.keys[..]
+                });
+            if let Some(ours) = longer {
+                out.push((theirs, ours));
+            }
+        }
+        out
     }
 }
 
@@ -121,6 +154,47 @@ mod tests {
         assert!(!t.covered_by_prefix(&k(&["email"])));
         assert!(!t.covered_by_prefix(&k(&["phone"])));
         assert!(!t.covered_by_prefix(&k(&["industry"])));
+    }
+
+    #[test]
+    fn redundant_application_indexes_are_prefixes_of_ours() {
+        let idx = |name: &str, keys: &[&str], ours: bool| IndexFacts {
+            name: name.to_string(),
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            valid: true,
+            btree: true,
+            ours,
+            ..IndexFacts::default()
+        };
+        let mut unique = idx("t_pkey", &["tenant_id"], false);
+        unique.unique = true;
+        let mut partial = idx("t_partial", &["tenant_id"], false);
+        partial.predicate = Some("active".into());
+        let mut gin = idx("t_gin", &["tenant_id"], false);
+        gin.btree = false;
+        let mut ours_partial = idx("ip_phone", &["phone", "tenant_id"], true);
+        ours_partial.predicate = Some("phone IS NOT NULL".into());
+        let t = TableFacts {
+            indexes: vec![
+                idx("t_tenant", &["tenant_id"], false),
+                idx("t_tenant_email", &["tenant_id", "email"], false),
+                idx("t_phone", &["phone"], false),
+                unique,
+                partial,
+                gin,
+                idx("ip_tenant_email", &["tenant_id", "email"], true),
+                ours_partial,
+            ],
+            ..TableFacts::default()
+        };
+        let found: Vec<(&str, &str)> = t
+            .redundant_with_ours()
+            .into_iter()
+            .map(|(a, b)| (a.name.as_str(), b.name.as_str()))
+            .collect();
+        // Not the equal-keys one (a duplicate is not ours to judge), the
+        // unique, partial or non-btree ones, nor a prefix of our partial.
+        assert_eq!(found, [("t_tenant", "ip_tenant_email")]);
     }
 
     #[test]

@@ -300,3 +300,82 @@ async fn a_sparse_field_gets_a_partial_index_that_is_kept() {
     let reasons = log(&pg, "reason", "kind = 'create'");
     assert!(reasons[0].contains("NULL in 95% of rows"), "{reasons:?}");
 }
+
+/// The application's own `(tenant_id)` index is a prefix of the composite
+/// IndexPilot builds: advised as redundant (once), never dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_index_made_redundant_is_advised_never_dropped() {
+    init_tracing();
+    let pg = start_pg(PgOptions::default());
+    seed(&pg, 60_000);
+    pg.psql("create index app_contacts_tenant on contacts (tenant_id); analyze contacts;")
+        .unwrap();
+    let dsn = pg.url();
+    let proxy = start_proxy(&pg, &fast(&dsn, "apply")).await;
+    let client = connect(&proxy.conninfo(&pg)).await.unwrap();
+    let lookup = client
+        .prepare("select id from contacts where tenant_id = $1 and email = $2")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut i = 0u32;
+    let advice = loop {
+        i += 1;
+        let id = (i * 7919) % ROWS + 1;
+        let tenant = (id % 50) as i32;
+        let rows = client
+            .query(&lookup, &[&tenant, &format!("user{id}@example.org")])
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        let advice = log(
+            &pg,
+            "index_name || '|' || reason",
+            "kind = 'advise' and outcome = 'redundant'",
+        );
+        if !advice.is_empty() {
+            break advice;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no advice after 90 s; log: {:#?}",
+            log(
+                &pg,
+                "kind || ' ' || coalesce(index_name, '') || ' ' || outcome || ' ' || reason",
+                "true"
+            )
+        );
+    };
+    let ours = our_indexes(&pg);
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert!(ours[0].contains("(tenant_id, email)"), "{ours:?}");
+    assert!(advice[0].starts_with("app_contacts_tenant|"), "{advice:?}");
+    assert!(
+        advice[0].contains("never drops an index it did not create"),
+        "{advice:?}"
+    );
+    assert!(
+        advice[0].contains("DROP INDEX CONCURRENTLY \"public\".\"app_contacts_tenant\""),
+        "{advice:?}"
+    );
+    // Rounds go on until verification keeps the build (a 2 s window, many
+    // 300 ms rounds later): the index is still there, advised once.
+    let started = std::time::Instant::now();
+    while log(&pg, "id::text", "kind = 'keep'").is_empty() {
+        i += 1;
+        let id = (i * 7919) % ROWS + 1;
+        let email = format!("user{id}@example.org");
+        client
+            .query(&lookup, &[&((id % 50) as i32), &email])
+            .await
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(60), "no keep");
+    }
+    let still = lines(
+        &pg,
+        "select count(*) from pg_indexes where indexname = 'app_contacts_tenant'",
+    );
+    assert_eq!(still, ["1"]);
+    let advised = log(&pg, "id::text", "kind = 'advise' and outcome = 'redundant'");
+    assert_eq!(advised.len(), 1, "{advised:?}");
+}

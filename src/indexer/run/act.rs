@@ -152,7 +152,7 @@ impl Leader {
     }
 
     /// Advise entries of the last day, so a new leader does not repeat them.
-    async fn load_recorded(&mut self, client: &Client) -> Result<(), IndexerError> {
+    pub(super) async fn load_recorded(&mut self, client: &Client) -> Result<(), IndexerError> {
         let s = quote_ident(self.schema());
         let rows = client
             .query(

@@ -422,6 +422,7 @@ impl Leader {
         self.sweep_invalid(client, &tables).await?;
         self.verify(client).await?;
         self.drop_unused(client, &tables).await?;
+        self.advise_redundant(client, &tables).await?;
         if !rates_known {
             // The first round only samples write counters.
             return Ok(());

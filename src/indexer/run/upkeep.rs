@@ -1,6 +1,7 @@
 //! The leader's upkeep between decisions: drop INVALID indexes a failed
 //! build left, keep or revert verified builds, drop long-unused indexes of
-//! ours. Each outcome is a lineage record pointing at its create.
+//! ours (each outcome a lineage record pointing at its create), and advise
+//! on the application's indexes one of ours makes redundant.
 
 use std::time::{Instant, SystemTime};
 
@@ -8,13 +9,81 @@ use serde_json::json;
 use tokio_postgres::Client;
 use tracing::warn;
 
-use super::{IndexerError, Leader, Pending, Watched, VERIFY_PATIENCE};
+use super::{IndexerError, Leader, Pending, Watched, RERECORD_AFTER, VERIFY_PATIENCE};
 use crate::indexer::ddl;
 use crate::indexer::lineage::{Kind, Mutation};
 use crate::indexer::model::TableFacts;
 use crate::metrics as m;
+use crate::store::quote_ident;
+
+/// The outcome of an advice on a redundant index of the application's.
+const REDUNDANT: &str = "redundant";
 
 impl Leader {
+    /// Advise (never act) on the application's indexes that one of ours
+    /// makes redundant: every write maintains both, and lookups on the
+    /// shorter keys can use ours. Recorded at most once a day each.
+    pub(super) async fn advise_redundant(
+        &mut self,
+        client: &Client,
+        tables: &[TableFacts],
+    ) -> Result<(), IndexerError> {
+        for t in tables {
+            for (theirs, ours) in t.redundant_with_ours() {
+                let key = (theirs.name.clone(), REDUNDANT.to_string());
+                if self.recorded.is_empty() {
+                    self.load_recorded(client).await?;
+                }
+                if self
+                    .recorded
+                    .get(&key)
+                    .is_some_and(|at| at.elapsed() < RERECORD_AFTER)
+                {
+                    continue;
+                }
+                let drop = format!(
+                    "DROP INDEX CONCURRENTLY {}.{}",
+                    quote_ident(&t.schema),
+                    quote_ident(&theirs.name)
+                );
+                let reason = format!(
+                    "{} ({}) is a prefix of IndexPilot's {} ({}): lookups on its keys can use \
+                     that one, and every write to {} maintains both ({:.0} writes/s). \
+                     IndexPilot never drops an index it did not create; if nothing else \
+                     needs it (pg_stat_user_indexes.idx_scan: {} scans), {drop}",
+                    theirs.name,
+                    theirs.keys.join(", "),
+                    ours.name,
+                    ours.keys.join(", "),
+                    t.label(),
+                    t.writes_per_sec,
+                    theirs.scans
+                );
+                let m = Mutation {
+                    parent_id: self.creates.get(&ours.name).copied(),
+                    kind: Kind::Advise,
+                    tenant: None,
+                    table: Some(t.label()),
+                    columns: theirs.keys.clone(),
+                    index_name: Some(theirs.name.clone()),
+                    ddl: None,
+                    reason,
+                    evidence: json!({
+                        "redundant": { "name": theirs.name, "keys": theirs.keys,
+                                       "size_bytes": theirs.size_bytes, "scans": theirs.scans },
+                        "covered_by": { "name": ours.name, "keys": ours.keys },
+                        "writes_per_sec": t.writes_per_sec,
+                        "suggested": drop,
+                    }),
+                    outcome: REDUNDANT.into(),
+                };
+                self.record(client, m).await?;
+                self.recorded.insert(key, Instant::now());
+            }
+        }
+        Ok(())
+    }
+
     /// Drop INVALID indexes of ours (no build is in flight between rounds):
     /// those a failed build could not drop at once, because the same
     /// transaction that made it time out still held the table.
