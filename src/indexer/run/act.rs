@@ -128,22 +128,8 @@ impl Leader {
         reason: &str,
     ) -> Result<(), IndexerError> {
         let key = (p.index_name.clone(), outcome.to_string());
-        if self
-            .recorded
-            .get(&key)
-            .is_some_and(|t| t.elapsed() < RERECORD_AFTER)
-        {
+        if self.recorded_recently(client, &key).await? {
             return Ok(());
-        }
-        if self.recorded.is_empty() {
-            self.load_recorded(client).await?;
-            if self
-                .recorded
-                .get(&key)
-                .is_some_and(|t| t.elapsed() < RERECORD_AFTER)
-            {
-                return Ok(());
-            }
         }
         let m = proposal_mutation(p, Kind::Advise, outcome, reason, json!({ "proposal": p }));
         self.record(client, m).await?;
@@ -151,8 +137,25 @@ impl Leader {
         Ok(())
     }
 
+    /// Whether an advise entry for (index name, outcome) was recorded
+    /// within [`RERECORD_AFTER`] (by this leader or, after a takeover, a
+    /// previous one).
+    pub(super) async fn recorded_recently(
+        &mut self,
+        client: &Client,
+        key: &(String, String),
+    ) -> Result<bool, IndexerError> {
+        if self.recorded.is_empty() {
+            self.load_recorded(client).await?;
+        }
+        Ok(self
+            .recorded
+            .get(key)
+            .is_some_and(|t| t.elapsed() < RERECORD_AFTER))
+    }
+
     /// Advise entries of the last day, so a new leader does not repeat them.
-    pub(super) async fn load_recorded(&mut self, client: &Client) -> Result<(), IndexerError> {
+    async fn load_recorded(&mut self, client: &Client) -> Result<(), IndexerError> {
         let s = quote_ident(self.schema());
         let rows = client
             .query(

@@ -9,12 +9,11 @@ use serde_json::json;
 use tokio_postgres::Client;
 use tracing::warn;
 
-use super::{IndexerError, Leader, Pending, Watched, RERECORD_AFTER, VERIFY_PATIENCE};
+use super::{IndexerError, Leader, Pending, Watched, VERIFY_PATIENCE};
 use crate::indexer::ddl;
 use crate::indexer::lineage::{Kind, Mutation};
 use crate::indexer::model::TableFacts;
 use crate::metrics as m;
-use crate::store::quote_ident;
 
 /// The outcome of an advice on a redundant index of the application's.
 const REDUNDANT: &str = "redundant";
@@ -31,21 +30,10 @@ impl Leader {
         for t in tables {
             for (theirs, ours) in t.redundant_with_ours() {
                 let key = (theirs.name.clone(), REDUNDANT.to_string());
-                if self.recorded.is_empty() {
-                    self.load_recorded(client).await?;
-                }
-                if self
-                    .recorded
-                    .get(&key)
-                    .is_some_and(|at| at.elapsed() < RERECORD_AFTER)
-                {
+                if self.recorded_recently(client, &key).await? {
                     continue;
                 }
-                let drop = format!(
-                    "DROP INDEX CONCURRENTLY {}.{}",
-                    quote_ident(&t.schema),
-                    quote_ident(&theirs.name)
-                );
+                let drop = ddl::drop_sql(&t.schema, &theirs.name);
                 let reason = format!(
                     "{} ({}) is a prefix of IndexPilot's {} ({}): lookups on its keys can use \
                      that one, and every write to {} maintains both ({:.0} writes/s). \
