@@ -194,10 +194,14 @@ async fn run(
     // The auto line covers learning, measuring and the drift.
     auto.timeline = runner.timeline.points();
     proxy.stop().await;
+    // Counted once the proxy has stopped: a round in flight when the drift
+    // ended may have recorded more.
+    let (builds, _) = runner.builds().await?;
+    let undone = runner.undone().await?;
     let notes = vec![format!(
         "The indexer settled after {:.0} s of traffic with {} build(s); the drift phase ran \
-         {:.0} s and ended with {} build(s) and {} revert(s) or drop(s) in all.",
-        learned.seconds, learned.builds, drifted.seconds, drifted.builds, drifted.undone
+         {:.0} s; {builds} build(s) and {undone} revert(s) or drop(s) were recorded in all.",
+        learned.seconds, learned.builds, drifted.seconds
     )];
     collect::record(
         &client,

@@ -273,7 +273,7 @@ impl Runner<'_> {
     }
 
     /// Reverts and drops so far.
-    async fn undone(&self) -> anyhow::Result<i64> {
+    pub async fn undone(&self) -> anyhow::Result<i64> {
         let row = self
             .admin
             .query_one(
