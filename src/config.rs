@@ -65,6 +65,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("indexer.partial_share", Kind::Float),
     ("indexer.horizon", Kind::Str),
     ("indexer.hypopg", Kind::Bool),
+    ("indexer.drop_superseded", Kind::Bool),
     ("indexer.build_windows", Kind::Str),
     ("indexer.max_builds_per_hour", Kind::Int),
     ("indexer.max_indexes_per_table", Kind::Int),
@@ -167,6 +168,7 @@ struct RawIndexer {
     partial_share: Option<f64>,
     horizon: Option<String>,
     hypopg: Option<bool>,
+    drop_superseded: Option<bool>,
     build_windows: Option<String>,
     max_builds_per_hour: Option<u64>,
     max_indexes_per_table: Option<u64>,
@@ -372,6 +374,9 @@ pub struct IndexerConfig {
     pub verify_min_gain: f64,
     /// `None`: never drop an index for being unused.
     pub unused_after: Option<Duration>,
+    /// Drop an idle index of ours whose statements the planner now serves
+    /// with another index.
+    pub drop_superseded: bool,
     pub index_prefix: String,
 }
 
@@ -901,6 +906,7 @@ fn validate_indexer(
         partial_share,
         horizon: duration("indexer.horizon", &raw.horizon, "1h")?,
         hypopg: raw.hypopg.unwrap_or(true),
+        drop_superseded: raw.drop_superseded.unwrap_or(true),
         build_windows,
         max_builds_per_hour: count(
             "indexer.max_builds_per_hour",

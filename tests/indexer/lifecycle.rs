@@ -1,5 +1,6 @@
 //! After a build: a useless index is reverted under its create (and the
-//! lineage shows it), an unused one is dropped, and the metrics report it.
+//! lineage shows it), an unused one is dropped, one another index took
+//! over from is dropped sooner, and the metrics report it.
 
 use std::time::Duration;
 
@@ -131,6 +132,64 @@ async fn unused_index_is_dropped() {
         dump(&pg)
     );
     assert_eq!(ids(&pg, "kind = 'create'"), create, "{:#?}", dump(&pg));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn superseded_index_is_dropped_long_before_unused_after() {
+    init_tracing();
+    let pg = start_pg(PgOptions::default());
+    seed(&pg, ROWS);
+    let dsn = pg.url();
+    let mut settings = fast(&dsn, "apply");
+    settings.push(("indexer.unused_after", "1h"));
+    let proxy = start_proxy(&pg, &settings).await;
+    let client = connect(&proxy.conninfo(&pg)).await.unwrap();
+    let by_email = "select id, note from contacts where email = $1";
+    let keep = drive(
+        &pg,
+        &[&client],
+        by_email,
+        email,
+        Duration::from_secs(30),
+        || logged(&pg, "kind = 'keep'"),
+    )
+    .await;
+    let create = ids(&pg, "kind = 'create' and outcome = 'built'");
+    assert_eq!(create.len(), 1, "{:#?}", dump(&pg));
+    let ours = field(&pg, create[0], "index_name");
+    // The application adds a covering index: with every page all-visible
+    // the planner answers the lookup from it alone, and ours goes idle.
+    pg.psql("create index app_email_covering on contacts (email) include (id, note)")
+        .unwrap();
+    pg.psql("vacuum analyze contacts").unwrap();
+    let dropped = drive(
+        &pg,
+        &[&client],
+        by_email,
+        email,
+        Duration::from_secs(40),
+        || logged(&pg, "kind = 'drop'"),
+    )
+    .await;
+    assert_eq!(dropped.len(), 1, "{:#?}", dump(&pg));
+    assert_eq!(field(&pg, dropped[0], "parent_id"), create[0].to_string());
+    assert_eq!(field(&pg, dropped[0], "index_name"), ours);
+    assert_eq!(field(&pg, dropped[0], "outcome"), "dropped");
+    let reason = field(&pg, dropped[0], "reason");
+    assert!(reason.starts_with("superseded:"), "{reason}");
+    assert!(reason.contains("app_email_covering"), "{reason}");
+    let verdict = evidence(&pg, dropped[0]);
+    assert_eq!(
+        verdict["served_by"],
+        serde_json::json!(["app_email_covering"])
+    );
+    assert!(verdict["calls"].as_u64().unwrap() >= 10, "{verdict:#}");
+    assert!(our_indexes(&pg).is_empty(), "{:?}", our_indexes(&pg));
+    let theirs = pg
+        .psql("select count(*) from pg_indexes where indexname = 'app_email_covering'")
+        .unwrap();
+    assert_eq!(theirs.trim(), "1", "the application's index must stay");
+    assert!(keep.len() == 1, "{:#?}", dump(&pg));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

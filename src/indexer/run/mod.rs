@@ -1,7 +1,7 @@
 //! The indexer loop. Every replica runs it; only the leader (see
 //! [`leader`](super::leader)) decides. Each round: read the catalog and the
 //! workload (the leader's live counters plus what other replicas flushed),
-//! verify recent builds, drop long-unused indexes of ours, turn hot
+//! verify recent builds, drop long-unused or superseded indexes of ours, turn hot
 //! patterns into costed proposals, then record them (`advise`) or build the
 //! best one (`apply`) inside build windows and budgets. Every step is a
 //! lineage record with its numbers.
@@ -234,7 +234,10 @@ struct Pending {
 struct Watched {
     create_id: i64,
     scans: i64,
+    /// When `scans` last moved.
     since: Instant,
+    /// When the planner was last asked whether it is superseded.
+    checked: Option<Instant>,
 }
 
 /// The leader's state; rebuilt from the lineage log on takeover.

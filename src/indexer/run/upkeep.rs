@@ -1,18 +1,21 @@
 //! The leader's upkeep between decisions: drop INVALID indexes a failed
-//! build left, keep or revert verified builds, drop long-unused indexes of
-//! ours (each outcome a lineage record pointing at its create), and advise
-//! on the application's indexes one of ours makes redundant.
+//! build left, keep or revert verified builds, drop indexes of ours that
+//! are long unused or superseded by another (each outcome a lineage record
+//! pointing at its create), and advise on the application's indexes one of
+//! ours makes redundant.
 
-use std::time::{Instant, SystemTime};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio_postgres::Client;
 use tracing::warn;
 
 use super::{IndexerError, Leader, Pending, Watched, VERIFY_PATIENCE};
 use crate::indexer::ddl;
 use crate::indexer::lineage::{Kind, Mutation};
-use crate::indexer::model::TableFacts;
+use crate::indexer::model::{IndexFacts, TableFacts};
+use crate::indexer::whatif;
 use crate::metrics as m;
 
 /// The outcome of an advice on a redundant index of the application's.
@@ -203,16 +206,15 @@ impl Leader {
         Ok(())
     }
 
-    /// Drop indexes of ours nobody has scanned for `indexer.unused_after`.
+    /// Drop indexes of ours nobody has scanned for `indexer.unused_after`,
+    /// and, sooner, idle ones another index has taken over from
+    /// ([`Leader::superseded`]).
     pub(super) async fn drop_unused(
         &mut self,
         client: &Client,
         tables: &[TableFacts],
     ) -> Result<(), IndexerError> {
         let ix = self.config.indexer.clone();
-        let Some(unused_after) = ix.unused_after else {
-            return Ok(());
-        };
         let mut present = Vec::new();
         for t in tables {
             for i in t.indexes.iter().filter(|i| i.ours && i.valid) {
@@ -227,17 +229,31 @@ impl Leader {
                     create_id,
                     scans: i.scans,
                     since: Instant::now(),
+                    checked: None,
                 });
                 if i.scans != w.scans {
                     w.scans = i.scans;
                     w.since = Instant::now();
                     continue;
                 }
-                if w.since.elapsed() < unused_after {
-                    continue;
-                }
                 let idle = w.since.elapsed();
                 let parent = w.create_id;
+                let check_due = ix.drop_superseded
+                    && idle >= ix.verify_window
+                    && w.checked.is_none_or(|c| c.elapsed() >= ix.verify_window);
+                let verdict = match ix.unused_after {
+                    Some(after) if idle >= after => Some(unused(i, idle, after)),
+                    _ if check_due => {
+                        if let Some(w) = self.watched.get_mut(&i.name) {
+                            w.checked = Some(Instant::now());
+                        }
+                        self.superseded(client, t, i, idle).await
+                    }
+                    _ => None,
+                };
+                let Some((reason, evidence)) = verdict else {
+                    continue;
+                };
                 self.watched.remove(&i.name);
                 let outcome = self
                     .undo(client, &t.schema, &i.name, m::INDEXES_DROPPED_TOTAL)
@@ -250,12 +266,8 @@ impl Leader {
                     columns: i.keys.clone(),
                     index_name: Some(i.name.clone()),
                     ddl: Some(ddl::drop_sql(&t.schema, &i.name)),
-                    reason: format!(
-                        "unused: no scans for {:.0} s (indexer.unused_after = {:.0} s)",
-                        idle.as_secs_f64(),
-                        unused_after.as_secs_f64()
-                    ),
-                    evidence: json!({ "idx_scan": i.scans, "size_bytes": i.size_bytes, "idle_s": idle.as_secs_f64() }),
+                    reason,
+                    evidence,
                     outcome,
                 };
                 self.record(client, m).await?;
@@ -263,6 +275,72 @@ impl Leader {
         }
         self.watched.retain(|name, _| present.contains(name));
         Ok(())
+    }
+
+    /// Whether the work of an idle index of ours has moved to another
+    /// index: the statements it serves ran (at least
+    /// `indexer.verify_min_calls` times while it sat idle) and the generic
+    /// plan of each of them uses another index of the table and not this
+    /// one. Live scans already rule out custom plans that still use it.
+    /// Partial indexes are left to `unused_after`: a generic plan cannot
+    /// prove a per-tenant predicate, so it never shows them in use.
+    async fn superseded(
+        &self,
+        client: &Client,
+        t: &TableFacts,
+        i: &IndexFacts,
+        idle: Duration,
+    ) -> Option<(String, Value)> {
+        if i.predicate.is_some() {
+            return None;
+        }
+        let label = t.label();
+        let fingerprints = self
+            .uses
+            .serving(&label, &i.keys, &self.config.analysis.tenant_column);
+        let now = SystemTime::now();
+        let calls = self
+            .stats
+            .measured(&fingerprints, None, now - idle, now)
+            .calls;
+        if fingerprints.is_empty() || calls < self.config.indexer.verify_min_calls {
+            return None;
+        }
+        let mut instead = BTreeSet::new();
+        let mut planned = 0;
+        for fp in fingerprints.iter().take(SUPERSEDED_PLANS) {
+            let text = self.uses.text(*fp)?;
+            let plan = whatif::plan(client, text).await.ok()?;
+            let others: Vec<&String> = plan
+                .indexes
+                .iter()
+                .filter(|n| **n != i.name && t.indexes.iter().any(|x| x.name == **n))
+                .collect();
+            if plan.indexes.contains(&i.name) || others.is_empty() {
+                return None; // still chosen, or nothing chosen: not superseded
+            }
+            instead.extend(others.into_iter().cloned());
+            planned += 1;
+        }
+        let instead: Vec<String> = instead.into_iter().collect();
+        let reason = format!(
+            "superseded: no scans for {:.0} s while the statements it was built for ran {calls} \
+             times; the planner now serves {} with {}",
+            idle.as_secs_f64(),
+            if planned == 1 {
+                "it".to_string()
+            } else {
+                format!("all {planned}")
+            },
+            instead.join(", ")
+        );
+        let evidence = json!({
+            "idx_scan": i.scans, "size_bytes": i.size_bytes, "idle_s": idle.as_secs_f64(),
+            "calls": calls, "served_by": instead,
+            "fingerprints": fingerprints.iter().take(SUPERSEDED_PLANS)
+                .map(|f| format!("{f:016x}")).collect::<Vec<_>>(),
+        });
+        Some((reason, evidence))
     }
 
     /// Drop per-tenant partial indexes of ours whose tenant no longer
@@ -354,6 +432,21 @@ impl Leader {
             Err(e) => format!("drop failed: {}", e.kind()),
         }
     }
+}
+
+/// Statements whose plans are checked before an index is called superseded.
+const SUPERSEDED_PLANS: usize = 8;
+
+/// Reason and evidence of a drop for being unused.
+fn unused(i: &IndexFacts, idle: Duration, after: Duration) -> (String, Value) {
+    let reason = format!(
+        "unused: no scans for {:.0} s (indexer.unused_after = {:.0} s)",
+        idle.as_secs_f64(),
+        after.as_secs_f64()
+    );
+    let evidence =
+        json!({ "idx_scan": i.scans, "size_bytes": i.size_bytes, "idle_s": idle.as_secs_f64() });
+    (reason, evidence)
 }
 
 /// The lineage outcome of a successful drop.
