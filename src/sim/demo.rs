@@ -198,11 +198,12 @@ async fn run(
     // ended may have recorded more.
     let (builds, _) = runner.builds().await?;
     let undone = runner.undone().await?;
-    let notes = vec![format!(
+    let mut notes = vec![format!(
         "The indexer settled after {:.0} s of traffic with {} build(s); the drift phase ran \
          {:.0} s; {builds} build(s) and {undone} revert(s) or drop(s) were recorded in all.",
         learned.seconds, learned.builds, drifted.seconds
     )];
+    notes.extend(learned.warning());
     collect::record(
         &client,
         SCHEMA,

@@ -16,6 +16,9 @@ use super::Scenario;
 use crate::report::{ClassLatency, Latency, Phase, Spike};
 use crate::store::quote_ident;
 
+/// Learning may go on this many times its limit while a build is under way.
+const LIMIT_STRETCH: u32 = 3;
+
 /// The spike runs this many times the scenario's clients at once.
 pub const SPIKE_FACTOR: u32 = 4;
 
@@ -73,6 +76,22 @@ pub struct Settled {
     pub builds: i64,
     /// Reverts and drops recorded so far.
     pub undone: i64,
+    /// Builds still running or not yet verified when it ended (the time
+    /// limit): figures measured next include their work.
+    pub unsettled: i64,
+}
+
+impl Settled {
+    /// A warning for the report when the indexer had not settled.
+    pub fn warning(&self) -> Option<String> {
+        (self.unsettled > 0).then(|| {
+            format!(
+                "Learning ended at its time limit with {} build(s) still running or being \
+                 verified: the auto figures include that work.",
+                self.unsettled
+            )
+        })
+    }
 }
 
 impl Runner<'_> {
@@ -179,12 +198,21 @@ impl Runner<'_> {
         let mut quiet = 0;
         let mut builds = self.builds().await?.0;
         let mut batch = 0;
-        while started.elapsed() < self.learn_limit {
+        // Past the limit only while a build or its verification is still
+        // under way (up to three times the limit): a phase measured during
+        // a build measures the build.
+        let mut busy = false;
+        let mut unsettled = 0;
+        while started.elapsed() < self.learn_limit
+            || (busy && started.elapsed() < self.learn_limit * LIMIT_STRETCH)
+        {
             batch += 1;
             let n = s.warmup.max(200);
             self.batch(None, n, s.seed ^ batch, Mix::Normal, s.concurrency)
                 .await?;
             let (now_builds, unverified) = self.builds().await?;
+            busy = unverified > 0;
+            unsettled = unverified;
             let calm = now_builds == builds && unverified == 0;
             quiet = if calm && (now_builds > 0 || started.elapsed() >= self.min_learn) {
                 quiet + 1
@@ -205,7 +233,11 @@ impl Runner<'_> {
             seconds: started.elapsed().as_secs_f64(),
             builds,
             undone: self.undone().await?,
+            unsettled,
         };
+        if let Some(warning) = settled.warning() {
+            eprintln!("auto: warning: {warning}");
+        }
         eprintln!(
             "auto: indexer settled after {:.0} s with {builds} build(s)",
             settled.seconds
@@ -222,13 +254,14 @@ impl Runner<'_> {
         let undone_before = self.undone().await?;
         let mut batch = 0u64;
         let (mut builds, mut undone) = (builds_before, undone_before);
+        let mut unsettled = 0;
         while started.elapsed() < self.drift_limit {
             batch += 1;
             let n = s.warmup.max(200);
             self.batch(None, n, s.seed ^ (1000 + batch), Mix::Drift, s.concurrency)
                 .await?;
             undone = self.undone().await?;
-            builds = self.builds().await?.0;
+            (builds, unsettled) = self.builds().await?;
             status(&format!(
                 "drift: {:>3.0} s, {} new build(s), {} reverted or dropped",
                 started.elapsed().as_secs_f64(),
@@ -246,6 +279,7 @@ impl Runner<'_> {
             seconds: started.elapsed().as_secs_f64(),
             builds,
             undone,
+            unsettled,
         })
     }
 

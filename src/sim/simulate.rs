@@ -115,6 +115,7 @@ pub async fn simulate(o: Options) -> anyhow::Result<String> {
                 "The indexer settled after {:.0} s of traffic with {} build(s).",
                 learned.seconds, learned.builds
             ));
+            notes.extend(learned.warning());
             let mut phase = phase;
             if !o.no_drift {
                 let drifted = runner.drift().await?;

@@ -15,7 +15,7 @@ use super::{IndexerError, Leader, Pending, Watched, VERIFY_PATIENCE};
 use crate::indexer::ddl;
 use crate::indexer::lineage::{Kind, Mutation};
 use crate::indexer::model::{IndexFacts, TableFacts};
-use crate::indexer::whatif;
+use crate::indexer::{plan, whatif};
 use crate::metrics as m;
 
 /// The outcome of an advice on a redundant index of the application's.
@@ -281,7 +281,8 @@ impl Leader {
     /// index: the statements it serves ran (at least
     /// `indexer.verify_min_calls` times while it sat idle) and the generic
     /// plan of each of them uses another index of the table and not this
-    /// one. Live scans already rule out custom plans that still use it.
+    /// one (for the heaviest tenant, when the statement is tenant-scoped).
+    /// Live scans already rule out custom plans that still use it.
     /// Partial indexes are left to `unused_after`: a generic plan cannot
     /// prove a per-tenant predicate, so it never shows them in use.
     async fn superseded(
@@ -310,7 +311,13 @@ impl Leader {
         let mut planned = 0;
         for fp in fingerprints.iter().take(SUPERSEDED_PLANS) {
             let text = self.uses.text(*fp)?;
-            let plan = whatif::plan(client, text).await.ok()?;
+            // As candidates are costed: for the heaviest tenant, whose
+            // lookups an average tenant's generic plan misjudges.
+            let tenant_column = &self.config.analysis.tenant_column;
+            let costed = plan::heaviest_tenant(text, tenant_column, t);
+            let plan = whatif::plan(client, costed.as_deref().unwrap_or(text))
+                .await
+                .ok()?;
             let others: Vec<&String> = plan
                 .indexes
                 .iter()
