@@ -161,6 +161,7 @@ async fn run(
         drift_limit: limit(&scenario),
         min_learn: Duration::from_secs(15 + scenario.contacts / 1_000_000),
         timeline: Timeline::start(),
+        no_checkpoint: Default::default(),
     };
     let started = SystemTime::now();
     let baseline = runner.measure("baseline").await?;

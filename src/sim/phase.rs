@@ -4,6 +4,7 @@
 //! until the indexer has settled, and the drift in which the hot field
 //! moves. The proxy is whatever `conninfo` points at.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,8 @@ pub struct Runner<'a> {
     /// runner was made: the chart's line, on the same clock as the index
     /// events.
     pub timeline: Timeline,
+    /// Set once CHECKPOINT was refused (see [`Runner::checkpoint`]).
+    pub no_checkpoint: AtomicBool,
 }
 
 /// The p95-per-second line of everything a [`Runner`] ran.
@@ -107,11 +110,13 @@ impl Runner<'_> {
         for trial in 0..s.trials {
             let seed = workload::trial_seed(s, trial);
             let label = format!("{name}: trial {}/{}", trial + 1, s.trials);
+            self.checkpoint().await;
             mixed.push(
                 self.batch(Some(&label), s.queries, seed, Mix::Normal, s.concurrency)
                     .await?,
             );
             let label = format!("{name}: writes {}/{}", trial + 1, s.trials);
+            self.checkpoint().await;
             writes.push(
                 self.batch(
                     Some(&label),
@@ -125,6 +130,7 @@ impl Runner<'_> {
         }
         let clients = s.concurrency * SPIKE_FACTOR;
         let label = format!("{name}: spike ({clients} clients)");
+        self.checkpoint().await;
         let spike = self
             .batch(
                 Some(&label),
@@ -148,6 +154,25 @@ impl Runner<'_> {
             errors: failures(&spike),
         });
         Ok(phase)
+    }
+
+    /// Write out every dirty page before a measured run, so that no run
+    /// pays for what came before it: the auto phase starts right after
+    /// index builds that leave gigabytes of dirty buffers and WAL behind,
+    /// the baseline after nothing of the kind. Untimed. Without the
+    /// privilege (superuser or `pg_checkpoint`) runs go on without it,
+    /// said once.
+    async fn checkpoint(&self) {
+        if self.no_checkpoint.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Err(e) = self.data.batch_execute("checkpoint").await {
+            self.no_checkpoint.store(true, Ordering::Relaxed);
+            eprintln!(
+                "simulate: warning: CHECKPOINT before measured runs refused ({e}); runs may \
+                 pay for the dirty pages of what ran before them"
+            );
+        }
     }
 
     /// `n` queries of `mix` (deterministic in `seed`) with `clients`

@@ -77,6 +77,7 @@ pub async fn simulate(o: Options) -> anyhow::Result<String> {
         drift_limit: o.learn_limit,
         min_learn: o.min_learn,
         timeline: Timeline::start(),
+        no_checkpoint: Default::default(),
     };
     let started = SystemTime::now();
     let mut notes = vec![format!(

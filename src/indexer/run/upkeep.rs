@@ -215,6 +215,7 @@ impl Leader {
         tables: &[TableFacts],
     ) -> Result<(), IndexerError> {
         let ix = self.config.indexer.clone();
+        let verifying: Vec<String> = self.pending.iter().map(|p| p.table.clone()).collect();
         let mut present = Vec::new();
         for t in tables {
             for i in t.indexes.iter().filter(|i| i.ours && i.valid) {
@@ -231,12 +232,10 @@ impl Leader {
                     since: Instant::now(),
                     checked: None,
                 });
-                if i.scans != w.scans {
-                    w.scans = i.scans;
-                    w.since = Instant::now();
+                let Some(idle) = w.idle(i.scans, verifying.contains(&t.label()), Instant::now())
+                else {
                     continue;
-                }
-                let idle = w.since.elapsed();
+                };
                 let parent = w.create_id;
                 let check_due = ix.drop_superseded
                     && idle >= ix.verify_window
@@ -458,3 +457,42 @@ fn unused(i: &IndexFacts, idle: Duration, after: Duration) -> (String, Value) {
 
 /// The lineage outcome of a successful drop.
 const DROPPED: &str = "dropped";
+
+impl Watched {
+    /// How long the index has gone unscanned, given its scan count now;
+    /// `None` while it is in use. While a build on the same table is being
+    /// verified the clock stays at zero: the planner may prefer the new
+    /// index for now, and should that be reverted this one is needed again.
+    fn idle(&mut self, scans: i64, table_verifying: bool, now: Instant) -> Option<Duration> {
+        if scans != self.scans || table_verifying {
+            self.scans = scans;
+            self.since = now;
+            return None;
+        }
+        Some(now.saturating_duration_since(self.since))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_clock_restarts_on_scans_and_while_the_table_has_a_build_in_verification() {
+        let t0 = Instant::now();
+        let mut w = Watched {
+            create_id: 1,
+            scans: 5,
+            since: t0,
+            checked: None,
+        };
+        let s = Duration::from_secs;
+        assert_eq!(w.idle(5, false, t0 + s(30)), Some(s(30)));
+        assert_eq!(w.idle(6, false, t0 + s(40)), None, "scanned: in use");
+        assert_eq!(w.idle(6, false, t0 + s(50)), Some(s(10)));
+        // A newer index on the table is being verified: not idle meanwhile.
+        assert_eq!(w.idle(6, true, t0 + s(60)), None);
+        assert_eq!(w.idle(6, true, t0 + s(120)), None);
+        assert_eq!(w.idle(6, false, t0 + s(125)), Some(s(5)));
+    }
+}
