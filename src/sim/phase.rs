@@ -98,11 +98,13 @@ impl Settled {
 }
 
 impl Runner<'_> {
-    /// Warm-up, then per trial a run of the mixed workload and a run of
-    /// writes alone, then the spike; figures are medians over the trials.
+    /// A checkpoint and the warm-up, then per trial a run of the mixed
+    /// workload and a run of writes alone, then the spike; figures are
+    /// medians over the trials.
     pub async fn measure(&self, name: &str) -> anyhow::Result<Phase> {
         let s = self.scenario;
         let warm_up = format!("{name}: warm-up");
+        self.checkpoint().await;
         self.batch(Some(&warm_up), s.warmup, s.seed, Mix::Normal, s.concurrency)
             .await?;
         let mut mixed = Vec::new();
@@ -110,13 +112,11 @@ impl Runner<'_> {
         for trial in 0..s.trials {
             let seed = workload::trial_seed(s, trial);
             let label = format!("{name}: trial {}/{}", trial + 1, s.trials);
-            self.checkpoint().await;
             mixed.push(
                 self.batch(Some(&label), s.queries, seed, Mix::Normal, s.concurrency)
                     .await?,
             );
             let label = format!("{name}: writes {}/{}", trial + 1, s.trials);
-            self.checkpoint().await;
             writes.push(
                 self.batch(
                     Some(&label),
@@ -130,7 +130,6 @@ impl Runner<'_> {
         }
         let clients = s.concurrency * SPIKE_FACTOR;
         let label = format!("{name}: spike ({clients} clients)");
-        self.checkpoint().await;
         let spike = self
             .batch(
                 Some(&label),
@@ -156,12 +155,14 @@ impl Runner<'_> {
         Ok(phase)
     }
 
-    /// Write out every dirty page before a measured run, so that no run
-    /// pays for what came before it: the auto phase starts right after
-    /// index builds that leave gigabytes of dirty buffers and WAL behind,
-    /// the baseline after nothing of the kind. Untimed. Without the
-    /// privilege (superuser or `pg_checkpoint`) runs go on without it,
-    /// said once.
+    /// Write out every dirty page before a phase is measured, so that it
+    /// does not pay for what came before it: the auto phase starts right
+    /// after index builds that leave gigabytes of dirty buffers and WAL
+    /// behind, the baseline after nothing of the kind. Once per phase, not
+    /// per run: right after a checkpoint every first touch of a page logs
+    /// a full-page image, a burst each run would then pay in full, index
+    /// pages included. Without the privilege (superuser or
+    /// `pg_checkpoint`) the phase goes on without it, said once.
     async fn checkpoint(&self) {
         if self.no_checkpoint.load(Ordering::Relaxed) {
             return;
