@@ -552,19 +552,25 @@ fn propose(p: Pattern<'_>, settings: &Settings, out: &mut Outcome) -> bool {
     let keys: Vec<String> = std::iter::once(tenant_col.clone())
         .chain(p.keys.iter().cloned())
         .collect();
+    if few {
+        // A composite now would be joined by the partial indexes as soon
+        // as one of these tenants crosses min_calls: both, for one field.
+        let reason = format!(
+            "used by {using} of {} tenants, none with indexer.min_calls ({}) calls of its \
+             own yet: per-tenant partial indexes wait for one",
+            p.tenants_active, settings.min_calls
+        );
+        out.reject(p.label, &keys, reason);
+        return false;
+    }
     if p.table.covered_by_prefix(&keys) || p.table.covered_by_prefix(&p.keys) {
         out.reject(p.label, &keys, COVERED.into());
         return true;
     }
     let reason = format!(
-        "{} calls from {using} of {} tenants{}, {:.3}% per lookup",
+        "{} calls from {using} of {} tenants, {:.3}% per lookup",
         p.usage.calls,
         p.tenants_active,
-        if few {
-            " (none large enough for a partial index)"
-        } else {
-            ""
-        },
         selectivity * 100.0
     );
     let ev = p.evidence(&p.usage, selectivity, reason);
