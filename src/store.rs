@@ -122,6 +122,12 @@ const MIGRATIONS: &[(&str, &str)] = &[
          config jsonb not null default '[]',
          notes jsonb not null default '[]');",
     ),
+    (
+        "group statistics by replica",
+        // The leader reads the other replicas' rows as two ranges around
+        // its own name (indexer::workload::flushed), as for filter_stats.
+        "create index on {s}.group_stats (proxy, window_start);",
+    ),
 ];
 
 /// Bring the schema up to date; returns the version now in place.

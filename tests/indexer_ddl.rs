@@ -273,14 +273,14 @@ async fn lineage_records_a_create_and_its_revert() {
         indexpilot::store::migrate(&mut client, "indexpilot")
             .await
             .unwrap(),
-        5
+        6
     );
     // Migrating again is a no-op.
     assert_eq!(
         indexpilot::store::migrate(&mut client, "indexpilot")
             .await
             .unwrap(),
-        5
+        6
     );
     let create = Mutation {
         parent_id: None,

@@ -237,18 +237,18 @@ impl Leader {
                     continue;
                 };
                 let parent = w.create_id;
-                let check_due = ix.drop_superseded
+                let unused_for = ix.unused_after.filter(|after| idle >= *after);
+                let check_due = unused_for.is_none()
+                    && ix.drop_superseded
                     && idle >= ix.verify_window
                     && w.checked.is_none_or(|c| c.elapsed() >= ix.verify_window);
-                let verdict = match ix.unused_after {
-                    Some(after) if idle >= after => Some(unused(i, idle, after)),
-                    _ if check_due => {
-                        if let Some(w) = self.watched.get_mut(&i.name) {
-                            w.checked = Some(Instant::now());
-                        }
-                        self.superseded(client, t, i, idle).await
-                    }
-                    _ => None,
+                if check_due {
+                    w.checked = Some(Instant::now());
+                }
+                let verdict = match unused_for {
+                    Some(after) => Some(unused(i, idle, after)),
+                    None if check_due => self.superseded(client, t, i, idle).await,
+                    None => None,
                 };
                 let Some((reason, evidence)) = verdict else {
                     continue;
@@ -294,10 +294,8 @@ impl Leader {
         if i.predicate.is_some() {
             return None;
         }
-        let label = t.label();
-        let fingerprints = self
-            .uses
-            .serving(&label, &i.keys, &self.config.analysis.tenant_column);
+        let tenant_column = &self.config.analysis.tenant_column;
+        let fingerprints = self.uses.serving(&t.label(), &i.keys, tenant_column);
         let now = SystemTime::now();
         let calls = self
             .stats
@@ -312,7 +310,6 @@ impl Leader {
             let text = self.uses.text(*fp)?;
             // As candidates are costed: for the heaviest tenant, whose
             // lookups an average tenant's generic plan misjudges.
-            let tenant_column = &self.config.analysis.tenant_column;
             let costed = plan::heaviest_tenant(text, tenant_column, t);
             let plan = whatif::plan(client, costed.as_deref().unwrap_or(text))
                 .await
