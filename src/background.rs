@@ -2,7 +2,18 @@
 //! the statistics flush, the indexer (leader election, decisions, builds),
 //! the schema catalog refresh, the upstream readiness probe and the
 //! metrics/health endpoint. Started together, stopped together.
+//!
+//! The runtime `start` is called on also relays sessions (it is relay
+//! thread 0), so whatever computes for long runs elsewhere: the analysis
+//! on its own thread, and the flush, the indexer and the catalog refresh
+//! on a second one with its own runtime (`indexpilot-bg`). A leader round
+//! at a thousand tenants spends tens of milliseconds planning between its
+//! queries; on the relay runtime every session of that thread would wait
+//! for it. Only the probe and the metrics endpoint, which do nothing
+//! between awaits, stay on the caller's runtime.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,10 +28,24 @@ use crate::proxy::upstream::Connector;
 use crate::sql::{Catalog, TableName};
 use crate::stats::{flush, ingest, Stats};
 
+/// How long the flush, the indexer and the catalog refresh get to finish
+/// after the stop (the flush writes its last rows within 3 s); then their
+/// runtime is dropped, which ends them at their next await. A build in
+/// flight is cancelled with its connection; the next leader sweeps the
+/// INVALID index it leaves.
+const WORKER_GRACE: Duration = Duration::from_secs(5);
+
+/// The name of the thread running the flush, the indexer and the catalog
+/// refresh.
+pub const WORKER_THREAD: &str = "indexpilot-bg";
+
+type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// Handles to stop everything started by [`start`].
 pub struct Background {
     stop: CancellationToken,
     analysis: Option<std::thread::JoinHandle<()>>,
+    worker: Option<std::thread::JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -35,11 +60,12 @@ pub async fn start(
 ) -> Background {
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
+    let mut work: Vec<Work> = Vec::new();
     let analysis = if config.analysis.enabled {
         let (catalog_tx, catalog_rx) = std::sync::mpsc::channel();
         let ingest = ingest::Ingest::new(config.analysis.clone(), stats.clone());
         if let Some(dsn) = config.admin.dsn.clone() {
-            tasks.push(tokio::spawn(refresh_catalog(dsn, catalog_tx, stop.clone())));
+            work.push(Box::pin(refresh_catalog(dsn, catalog_tx, stop.clone())));
         }
         match ingest::spawn(events, ingest, catalog_rx, observe_stats, stop.clone()) {
             Ok(handle) => Some(handle),
@@ -56,18 +82,25 @@ pub async fn start(
         )));
         None
     };
-    tasks.push(tokio::spawn(flush::run(
+    work.push(Box::pin(flush::run(
         stats.clone(),
         config.clone(),
         proxy_id.clone(),
         stop.clone(),
     )));
-    tasks.push(tokio::spawn(crate::indexer::run::run(
+    work.push(Box::pin(crate::indexer::run::run(
         config.clone(),
         stats,
         proxy_id,
         stop.clone(),
     )));
+    let worker = match spawn_worker(work, stop.clone(), WORKER_GRACE) {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            warn!(error = %e, "could not start the background thread; no statistics flush, no indexer");
+            None
+        }
+    };
     let ready = Arc::new(AtomicBool::new(false));
     tasks.push(tokio::spawn(probe_upstream(
         upstream,
@@ -83,8 +116,41 @@ pub async fn start(
     Background {
         stop,
         analysis,
+        worker,
         tasks,
     }
+}
+
+/// Run `work` on a thread of its own with a current-thread runtime, until
+/// every piece ends or `grace` after `stop`.
+fn spawn_worker(
+    work: Vec<Work>,
+    stop: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(WORKER_THREAD.to_string())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let mut set = tokio::task::JoinSet::new();
+                for w in work {
+                    set.spawn(w);
+                }
+                let all = async { while set.join_next().await.is_some() {} };
+                let deadline = async {
+                    stop.cancelled().await;
+                    tokio::time::sleep(grace).await;
+                };
+                tokio::select! {
+                    _ = all => {}
+                    _ = deadline => {}
+                }
+                // Dropping the set aborts what is left.
+            });
+        })
 }
 
 impl Background {
@@ -92,7 +158,7 @@ impl Background {
     /// write its last rows.
     pub async fn stop(self) {
         self.stop.cancel();
-        if let Some(thread) = self.analysis {
+        for thread in [self.analysis, self.worker].into_iter().flatten() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         for t in self.tasks {
@@ -184,4 +250,69 @@ async fn load_catalog(dsn: &str) -> Result<Catalog, tokio_postgres::Error> {
         }
     }
     Ok(catalog)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn current_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// The worker's piece blocks its thread until the caller's runtime has
+    /// run a timer: were it a task on the caller's runtime, the timer could
+    /// not fire before the piece gave up.
+    #[test]
+    fn work_that_blocks_its_thread_leaves_the_callers_runtime_running() {
+        current_thread().block_on(async {
+            let stop = CancellationToken::new();
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            let piece: Work = Box::pin(async move {
+                let answered = go_rx.recv_timeout(Duration::from_secs(10)).is_ok();
+                let name = std::thread::current().name().map(str::to_string);
+                let _ = done_tx.send((answered, name));
+            });
+            let thread = spawn_worker(vec![piece], stop.clone(), Duration::ZERO).unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            go_tx.send(()).unwrap();
+            let (answered, name) = done_rx.await.unwrap();
+            assert!(answered, "the caller's timer waited for the worker");
+            assert_eq!(name.as_deref(), Some(WORKER_THREAD));
+            stop.cancel();
+            tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .unwrap()
+                .unwrap();
+        });
+    }
+
+    /// A piece that never ends (a build in flight) is dropped once the
+    /// grace after the stop has passed, and the thread ends.
+    #[test]
+    fn the_worker_ends_after_its_grace_even_if_a_piece_does_not() {
+        let stop = CancellationToken::new();
+        let (ended_tx, ended_rx) = std::sync::mpsc::channel();
+        struct Dropped(std::sync::mpsc::Sender<()>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                let _ = self.0.send(());
+            }
+        }
+        let piece: Work = Box::pin(async move {
+            let _guard = Dropped(ended_tx);
+            std::future::pending::<()>().await;
+        });
+        let thread = spawn_worker(vec![piece], stop.clone(), Duration::from_millis(20)).unwrap();
+        assert!(ended_rx.recv_timeout(Duration::from_millis(200)).is_err());
+        stop.cancel();
+        ended_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the piece was dropped after the grace");
+        thread.join().unwrap();
+    }
 }

@@ -82,6 +82,45 @@ impl TableFacts {
             .filter(|i| i.valid && i.predicate.is_none())
             .any(|i| i.keys.len() >= keys.len() && i.keys[..keys.len()] == *keys)
     }
+
+    /// [`covered_by_prefix`](Self::covered_by_prefix), or an existing valid
+    /// index partial `WHERE <sparse> IS NOT NULL` starts with `keys`: it
+    /// serves every lookup that compares `sparse` strictly (an application
+    /// index of that shape is as good as the sparse one IndexPilot would
+    /// build).
+    pub fn covered_where_not_null(&self, keys: &[String], sparse: &str) -> bool {
+        self.covered_by_prefix(keys)
+            || self.indexes.iter().any(|i| {
+                i.valid
+                    && i.predicate
+                        .as_deref()
+                        .is_some_and(|p| is_not_null(p, sparse))
+                    && i.keys.len() >= keys.len()
+                    && i.keys[..keys.len()] == *keys
+            })
+    }
+}
+
+/// `predicate` (as `pg_get_expr` prints it) is `column IS NOT NULL`,
+/// with or without parentheses and identifier quotes.
+fn is_not_null(predicate: &str, column: &str) -> bool {
+    let mut p = predicate.trim();
+    while let Some(inner) = p.strip_prefix('(').and_then(|q| q.strip_suffix(')')) {
+        p = inner.trim();
+    }
+    const SUFFIX: &str = " IS NOT NULL";
+    let Some(split) = p.len().checked_sub(SUFFIX.len()) else {
+        return false;
+    };
+    if !p.is_char_boundary(split) || !p[split..].eq_ignore_ascii_case(SUFFIX) {
+        return false;
+    }
+    let ident = p[..split].trim();
+    let unquoted = ident
+        .strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .map(|q| q.replace("\"\"", "\""));
+    unquoted.as_deref().unwrap_or(ident) == column
 }
 
 impl TableFacts {
@@ -154,6 +193,41 @@ mod tests {
         assert!(!t.covered_by_prefix(&k(&["email"])));
         assert!(!t.covered_by_prefix(&k(&["phone"])));
         assert!(!t.covered_by_prefix(&k(&["industry"])));
+    }
+
+    #[test]
+    fn a_not_null_partial_index_covers_sparse_lookups_only() {
+        let idx = |keys: &[&str], predicate: &str| IndexFacts {
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            valid: true,
+            predicate: Some(predicate.to_string()),
+            ..IndexFacts::default()
+        };
+        let t = TableFacts {
+            indexes: vec![
+                idx(&["tenant_id", "custom_text_1"], "custom_text_1 IS NOT NULL"),
+                idx(
+                    &["tenant_id", "Custom \"2\""],
+                    "(\"Custom \"\"2\"\"\" IS NOT NULL)",
+                ),
+                idx(
+                    &["tenant_id", "phone"],
+                    "phone IS NOT NULL AND tenant_id = 3",
+                ),
+            ],
+            ..TableFacts::default()
+        };
+        let k = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(t.covered_where_not_null(&k(&["tenant_id", "custom_text_1"]), "custom_text_1"));
+        assert!(t.covered_where_not_null(&k(&["tenant_id", "Custom \"2\""]), "Custom \"2\""));
+        // Another column's predicate, a narrower predicate, other keys: no.
+        assert!(!t.covered_where_not_null(&k(&["tenant_id", "custom_text_1"]), "email"));
+        assert!(!t.covered_where_not_null(&k(&["tenant_id", "phone"]), "phone"));
+        assert!(!t.covered_where_not_null(&k(&["custom_text_1"]), "custom_text_1"));
+        // Without the sparse key a partial index never covers.
+        assert!(!t.covered_by_prefix(&k(&["tenant_id", "custom_text_1"])));
+        assert!(!is_not_null("x IS NOT NUL", "x"));
+        assert!(!is_not_null("é", "x"));
     }
 
     #[test]

@@ -58,6 +58,10 @@ pub struct Phase {
     /// The traffic spike: many more clients at once, after the trials.
     #[serde(default)]
     pub spike: Option<Spike>,
+    /// What the server wrote meanwhile: WAL per write, checkpoints. None
+    /// when the server would not say (reports of older runs, too).
+    #[serde(default)]
+    pub server: Option<ServerWrites>,
     pub trials: u32,
     /// (seconds since the phase started, p95 ms over that second) for the
     /// chart, over the whole phase (for auto: learning to the end of the
@@ -72,6 +76,25 @@ pub struct Spike {
     pub overall: Latency,
     pub filtered: Latency,
     pub errors: u64,
+}
+
+/// The server's side of a phase's writes: what each write cost in WAL
+/// and how often the server checkpointed. After a checkpoint the first
+/// change to each page logs the whole page, so every extra index leaf a
+/// write touches costs 8 KiB more WAL until the page is touched again:
+/// checkpoints forced by WAL volume (`max_wal_size`) make index upkeep
+/// dearer, and this is where a report shows it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerWrites {
+    /// WAL bytes per statement of the write-only runs, over all of them
+    /// (cleanup of the inserted rows excluded).
+    pub wal_bytes_per_write: f64,
+    /// Checkpoints begun from the end of the warm-up to the end of the
+    /// spike because `checkpoint_timeout` had passed ...
+    pub checkpoints_timed: i64,
+    /// ... and because they were requested: WAL past `max_wal_size`, or
+    /// someone's CHECKPOINT.
+    pub checkpoints_requested: i64,
 }
 
 /// An index IndexPilot created, kept, reverted or dropped.

@@ -14,7 +14,7 @@ use super::progress::{end_status, status, Bar};
 use super::seed::Seeded;
 use super::workload::{self, Mix, Sample};
 use super::Scenario;
-use crate::report::{ClassLatency, Latency, Phase, Spike};
+use crate::report::{ClassLatency, Latency, Phase, ServerWrites, Spike};
 use crate::store::quote_ident;
 
 /// Learning may go on this many times its limit while a build is under way.
@@ -100,15 +100,20 @@ impl Settled {
 impl Runner<'_> {
     /// A checkpoint and the warm-up, then per trial a run of the mixed
     /// workload and a run of writes alone, then the spike; figures are
-    /// medians over the trials.
+    /// medians over the trials. The server's WAL and checkpoint counters
+    /// are read around the runs (see [`ServerWrites`]).
     pub async fn measure(&self, name: &str) -> anyhow::Result<Phase> {
         let s = self.scenario;
         let warm_up = format!("{name}: warm-up");
         self.checkpoint().await;
         self.batch(Some(&warm_up), s.warmup, s.seed, Mix::Normal, s.concurrency)
             .await?;
+        let start = self.mark().await;
         let mut mixed = Vec::new();
         let mut writes = Vec::new();
+        // (WAL bytes, statements) of the write-only runs; None once a
+        // mark could not be read.
+        let mut wal = Some((0.0, 0u64));
         for trial in 0..s.trials {
             let seed = workload::trial_seed(s, trial);
             let label = format!("{name}: trial {}/{}", trial + 1, s.trials);
@@ -117,16 +122,25 @@ impl Runner<'_> {
                     .await?,
             );
             let label = format!("{name}: writes {}/{}", trial + 1, s.trials);
-            writes.push(
-                self.batch(
+            let before = self.mark().await;
+            let run = self
+                .run(
                     Some(&label),
                     write_queries(s),
                     seed ^ 0x5752_4954,
                     Mix::Writes,
                     s.concurrency,
                 )
-                .await?,
-            );
+                .await?;
+            let after = self.mark().await;
+            self.cleanup().await?;
+            wal = match (wal, before, after) {
+                (Some((bytes, n)), Some(b), Some(a)) => {
+                    Some((bytes + (a.wal_bytes - b.wal_bytes), n + run.len() as u64))
+                }
+                _ => None,
+            };
+            writes.push(run);
         }
         let clients = s.concurrency * SPIKE_FACTOR;
         let label = format!("{name}: spike ({clients} clients)");
@@ -152,7 +166,28 @@ impl Runner<'_> {
             filtered,
             errors: failures(&spike),
         });
+        phase.server = server_writes(start, self.mark().await, wal);
         Ok(phase)
+    }
+
+    /// The server's WAL position and checkpoint counters now; None when
+    /// it will not say (a standby, a server that hides them).
+    async fn mark(&self) -> Option<Mark> {
+        let row = self
+            .data
+            .query_one(
+                "select (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8,
+                        checkpoints_timed, checkpoints_req
+                   from pg_stat_bgwriter",
+                &[],
+            )
+            .await
+            .ok()?;
+        Some(Mark {
+            wal_bytes: row.get(0),
+            timed: row.get(1),
+            requested: row.get(2),
+        })
     }
 
     /// Write out every dirty page before a phase is measured, so that it
@@ -187,6 +222,20 @@ impl Runner<'_> {
         mix: Mix,
         clients: u32,
     ) -> anyhow::Result<Vec<Sample>> {
+        let samples = self.run(label, n, seed, mix, clients).await?;
+        self.cleanup().await?;
+        Ok(samples)
+    }
+
+    /// A [`batch`](Self::batch) without the cleanup.
+    async fn run(
+        &self,
+        label: Option<&str>,
+        n: u64,
+        seed: u64,
+        mix: Mix,
+        clients: u32,
+    ) -> anyhow::Result<Vec<Sample>> {
         let queries = Arc::new(workload::sequence(self.seeded, n, seed, mix));
         let bar = Arc::new(std::sync::Mutex::new(Bar::new(label.unwrap_or(""), n)));
         let show = label.is_some();
@@ -207,13 +256,18 @@ impl Runner<'_> {
         if let (true, Ok(mut b)) = (show, bar.lock()) {
             b.finish();
         }
+        Ok(samples)
+    }
+
+    /// Delete the interactions the workload inserted.
+    async fn cleanup(&self) -> anyhow::Result<()> {
         self.data
             .execute(
                 "delete from interactions where id >= $1",
                 &[&(workload::first_inserted_id(self.seeded) as i64)],
             )
             .await?;
-        Ok(samples)
+        Ok(())
     }
 
     /// Traffic until the indexer has settled: every build verified and no
@@ -348,6 +402,31 @@ impl Runner<'_> {
     }
 }
 
+/// The server's counters at one moment (see [`Runner::mark`]).
+#[derive(Clone, Copy, Debug)]
+struct Mark {
+    /// WAL position, in bytes from 0/0.
+    wal_bytes: f64,
+    timed: i64,
+    requested: i64,
+}
+
+/// The phase's [`ServerWrites`] from the marks at its start and end and
+/// the write-only runs' (WAL bytes, statements); None when a mark is
+/// missing or no write ran.
+fn server_writes(
+    start: Option<Mark>,
+    end: Option<Mark>,
+    wal: Option<(f64, u64)>,
+) -> Option<ServerWrites> {
+    let (start, end, (bytes, writes)) = (start?, end?, wal?);
+    (writes > 0).then(|| ServerWrites {
+        wal_bytes_per_write: bytes / writes as f64,
+        checkpoints_timed: end.timed - start.timed,
+        checkpoints_requested: end.requested - start.requested,
+    })
+}
+
 /// Queries in each write-only run: three times a mixed trial, so that a
 /// run lasts seconds, not a fraction of one (short runs made the
 /// throughput swing by ±15 % between identical runs).
@@ -408,5 +487,38 @@ fn median_phase(name: &str, runs: &[Vec<Sample>], trials: u32) -> Phase {
         errors: median(runs.iter().map(|r| failures(r) as f64).collect()) as u64,
         trials,
         ..Phase::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mark(wal_bytes: f64, timed: i64, requested: i64) -> Option<Mark> {
+        Some(Mark {
+            wal_bytes,
+            timed,
+            requested,
+        })
+    }
+
+    #[test]
+    fn server_writes_are_differences_and_need_every_mark() {
+        let w = server_writes(mark(1e6, 4, 7), mark(9e6, 5, 10), Some((6e6, 3_000))).unwrap();
+        assert_eq!(w.wal_bytes_per_write, 2_000.0);
+        assert_eq!((w.checkpoints_timed, w.checkpoints_requested), (1, 3));
+        assert_eq!(
+            server_writes(None, mark(9e6, 5, 10), Some((6e6, 3_000))),
+            None
+        );
+        assert_eq!(
+            server_writes(mark(1e6, 4, 7), None, Some((6e6, 3_000))),
+            None
+        );
+        assert_eq!(server_writes(mark(1e6, 4, 7), mark(9e6, 5, 10), None), None);
+        assert_eq!(
+            server_writes(mark(1e6, 4, 7), mark(9e6, 5, 10), Some((0.0, 0))),
+            None
+        );
     }
 }

@@ -525,7 +525,7 @@ fn propose(p: Pattern<'_>, settings: &Settings, out: &mut Outcome) -> bool {
         }
     };
     if !scoped {
-        if p.table.covered_by_prefix(&p.keys) {
+        if p.covered(&p.keys) {
             out.reject(p.label, &p.keys, COVERED.into());
             return true;
         }
@@ -563,7 +563,7 @@ fn propose(p: Pattern<'_>, settings: &Settings, out: &mut Outcome) -> bool {
         out.reject(p.label, &keys, reason);
         return false;
     }
-    if p.table.covered_by_prefix(&keys) || p.table.covered_by_prefix(&p.keys) {
+    if p.covered(&keys) || p.covered(&p.keys) {
         out.reject(p.label, &keys, COVERED.into());
         return true;
     }
@@ -625,6 +625,16 @@ impl Pattern<'_> {
             table_rows: self.table.rows,
             selectivity,
             reason,
+        }
+    }
+
+    /// An existing index already serves these keys: one that starts with
+    /// them, or for a sparse pattern also one partial on the same
+    /// `IS NOT NULL` as the index [`candidate`](Self::candidate) would make.
+    fn covered(&self, keys: &[String]) -> bool {
+        match &self.sparse {
+            Some(col) => self.table.covered_where_not_null(keys, col),
+            None => self.table.covered_by_prefix(keys),
         }
     }
 

@@ -414,18 +414,14 @@ fn a_sparse_strictly_compared_key_makes_the_index_partial() {
             .chain((0..40).map(|t| stat(Some(&format!("t{t}")), "email", "equality", 10)))
             .collect()
     };
-    let run = |columns: Vec<ColumnStat>| {
+    let run_on = |table: &TableFacts, columns: Vec<ColumnStat>| {
         let snapshot = Snapshot {
             columns,
             ..Snapshot::default()
         };
-        generate(
-            &snapshot,
-            std::slice::from_ref(&table),
-            &Settings::default(),
-        )
-        .0
+        generate(&snapshot, std::slice::from_ref(table), &Settings::default()).0
     };
+    let run = |columns: Vec<ColumnStat>| run_on(&table, columns);
     let find = |cands: &[Candidate], key: &str| {
         cands
             .iter()
@@ -453,4 +449,23 @@ fn a_sparse_strictly_compared_key_makes_the_index_partial() {
     let mut mixed = lookups("equality");
     mixed.push(stat(Some("t1"), "custom", "is_null", 5));
     assert_eq!(find(&run(mixed), "custom").not_null, None);
+
+    // The application already has that partial index: nothing to build.
+    table.indexes.push(IndexFacts {
+        name: "contacts_custom_idx".into(),
+        keys: keys(&["tenant_id", "custom"]),
+        predicate: Some("(custom IS NOT NULL)".into()),
+        valid: true,
+        btree: true,
+        ..IndexFacts::default()
+    });
+    let cands = run_on(&table, lookups("equality"));
+    assert!(
+        !cands.iter().any(|c| c.keys.contains(&"custom".to_string())),
+        "{cands:#?}"
+    );
+    // But not for the `IS NULL` mix, which that index cannot serve.
+    let mut mixed = lookups("equality");
+    mixed.push(stat(Some("t1"), "custom", "is_null", 5));
+    assert_eq!(find(&run_on(&table, mixed), "custom").not_null, None);
 }

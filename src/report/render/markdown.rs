@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::super::{ClassLatency, Latency, Phase, Report};
+use super::super::{ClassLatency, Latency, Phase, Report, ServerWrites};
 use super::{evidence, format, CHART_FILE};
 
 /// Longer reasons are cut so the index table stays readable.
@@ -292,6 +292,47 @@ fn writes(r: &Report) -> Vec<String> {
     if !b.write_runs.is_empty() && !a.write_runs.is_empty() {
         lines.push(String::new());
         lines.push(format!("Each run, writes/s — {}; {}.", runs(b), runs(a)));
+    }
+    lines.extend(server_writes(b, a));
+    lines
+}
+
+/// WAL per write and the checkpoints of both phases; a warning when WAL
+/// volume forced checkpoints, which make every extra index leaf a write
+/// touches cost a full page of WAL again.
+fn server_writes(b: &Phase, a: &Phase) -> Vec<String> {
+    let (Some(sb), Some(sa)) = (&b.server, &a.server) else {
+        return Vec::new();
+    };
+    let checkpoints = |p: &Phase, w: &ServerWrites| {
+        format!(
+            "{} {} by time, {} requested",
+            p.name, w.checkpoints_timed, w.checkpoints_requested
+        )
+    };
+    let mut lines = vec![
+        String::new(),
+        format!(
+            "WAL written per write in those runs: {} → {}. Checkpoints from the end of the \
+             warm-up to the end of the spike: {}; {}.",
+            format::bytes(sb.wal_bytes_per_write),
+            format::bytes(sa.wal_bytes_per_write),
+            checkpoints(b, sb),
+            checkpoints(a, sa),
+        ),
+    ];
+    let forced = sb.checkpoints_requested + sa.checkpoints_requested;
+    if forced > 0 {
+        lines.push(String::new());
+        lines.push(format!(
+            "**{forced} checkpoint(s) were requested during the measured runs**, by WAL \
+             volume past `max_wal_size` (or by someone's CHECKPOINT). After each one, the \
+             first change to every page writes the whole page to WAL, so each index a write \
+             maintains costs up to 8 KiB more until its pages are touched again; the write \
+             figures above then read lower than on a server whose `max_wal_size` fits this \
+             write rate (PostgreSQL logs \"checkpoints are occurring too frequently\" and \
+             advises raising it)."
+        ));
     }
     lines
 }

@@ -4,7 +4,8 @@
 use serde_json::{json, Value};
 
 use super::super::{
-    ClassLatency, IndexEvent, IndexSize, Latency, Phase, Report, Spike, TenantExpression,
+    ClassLatency, IndexEvent, IndexSize, Latency, Phase, Report, ServerWrites, Spike,
+    TenantExpression,
 };
 use super::*;
 
@@ -48,6 +49,7 @@ fn phase(name: &str, scale: f64, timeline: Vec<(f64, f64)>) -> Phase {
             filtered: latency(1500, 900.0 * scale),
             errors: 0,
         }),
+        server: None,
         trials: 3,
         timeline,
     }
@@ -170,6 +172,39 @@ fn markdown_lists_classes_ratios_and_indexes() {
         "{md}"
     );
     assert!(md.contains("- medians over 3 trials"));
+}
+
+#[test]
+fn markdown_shows_wal_per_write_and_warns_of_forced_checkpoints() {
+    let mut r = sample();
+    // Older reports have no server figures: no line, no warning.
+    assert!(!markdown(&r).contains("WAL written per write"));
+    let server = |wal: f64, requested: i64| ServerWrites {
+        wal_bytes_per_write: wal,
+        checkpoints_timed: 1,
+        checkpoints_requested: requested,
+    };
+    r.baseline.server = Some(server(10_240.0, 0));
+    r.auto.server = Some(server(15_360.0, 0));
+    let md = markdown(&r);
+    assert!(
+        md.contains(
+            "WAL written per write in those runs: 10.0 KiB → 15.0 KiB. Checkpoints from the end \
+             of the warm-up to the end of the spike: baseline 1 by time, 0 requested; auto 1 by \
+             time, 0 requested."
+        ),
+        "{md}"
+    );
+    assert!(
+        !md.contains("were requested during the measured runs"),
+        "{md}"
+    );
+    r.auto.server = Some(server(15_360.0, 3));
+    let md = markdown(&r);
+    assert!(
+        md.contains("**3 checkpoint(s) were requested during the measured runs**"),
+        "{md}"
+    );
 }
 
 #[test]
