@@ -95,6 +95,18 @@ pub struct ServerWrites {
     /// ... and because they were requested: WAL past `max_wal_size`, or
     /// someone's CHECKPOINT.
     pub checkpoints_requested: i64,
+    /// Mean time of one WAL flush to disk (`pg_stat_wal`) during the
+    /// write-only runs, in ms. Every commit waits for one (`synchronous_commit
+    /// = on`), alone or grouped with others', so this is the disk latency
+    /// under the write figures: when it differs between phases, so does
+    /// their throughput, whatever the indexes. None when the server does not
+    /// time it (`track_wal_io_timing = off`, PostgreSQL before 14).
+    #[serde(default)]
+    pub wal_sync_ms: Option<f64>,
+    /// WAL flushes per write-only statement: below 1 when commits share a
+    /// flush (group commit).
+    #[serde(default)]
+    pub wal_syncs_per_write: Option<f64>,
 }
 
 /// An index IndexPilot created, kept, reverted or dropped.

@@ -56,9 +56,12 @@ fn limit(s: &Scenario) -> Duration {
 /// frequently" and advises raising it, and each forced checkpoint makes
 /// the next change to every index page log the whole page again. Both
 /// phases run with it; the report counts the checkpoints either way.
+/// `track_wal_io_timing` lets the report give the disk's flush time, which
+/// bounds every durable commit (the cost is a clock read per WAL write).
 const SERVER_SETTINGS: &[(&str, &str)] = &[
     ("shared_buffers", "256MB"),
     ("max_wal_size", "8GB"),
+    ("track_wal_io_timing", "on"),
     ("fsync", "on"),
     ("synchronous_commit", "on"),
     ("full_page_writes", "on"),
@@ -353,6 +356,11 @@ pub fn summary(r: &Report) -> String {
             bs.checkpoints_requested,
             as_.checkpoints_requested
         ));
+        if let (Some(fb), Some(fa)) = (bs.wal_sync_ms, as_.wal_sync_ms) {
+            lines.push(format!(
+                "WAL flush (every commit waits for one): {fb:.3} -> {fa:.3} ms"
+            ));
+        }
     }
     if let (Some(bs), Some(as_)) = (&b.spike, &a.spike) {
         lines.push(format!(
@@ -386,5 +394,6 @@ mod tests {
         assert!(s.contains(&("work_mem".into(), "64MB".into())));
         assert!(s.contains(&("shared_buffers".into(), "256MB".into())));
         assert!(s.contains(&("max_wal_size".into(), "8GB".into())));
+        assert!(s.contains(&("track_wal_io_timing".into(), "on".into())));
     }
 }

@@ -111,9 +111,8 @@ impl Runner<'_> {
         let start = self.mark().await;
         let mut mixed = Vec::new();
         let mut writes = Vec::new();
-        // (WAL bytes, statements) of the write-only runs; None once a
-        // mark could not be read.
-        let mut wal = Some((0.0, 0u64));
+        // What the write-only runs wrote; None once a mark could not be read.
+        let mut wal = Some(Tally::default());
         for trial in 0..s.trials {
             let seed = workload::trial_seed(s, trial);
             let label = format!("{name}: trial {}/{}", trial + 1, s.trials);
@@ -135,9 +134,7 @@ impl Runner<'_> {
             let after = self.mark().await;
             self.cleanup().await?;
             wal = match (wal, before, after) {
-                (Some((bytes, n)), Some(b), Some(a)) => {
-                    Some((bytes + (a.wal_bytes - b.wal_bytes), n + run.len() as u64))
-                }
+                (Some(t), Some(b), Some(a)) => Some(t.add(&b, &a, run.len() as u64)),
                 _ => None,
             };
             writes.push(run);
@@ -173,20 +170,28 @@ impl Runner<'_> {
     /// The server's WAL position and checkpoint counters now; None when
     /// it will not say (a standby, a server that hides them).
     async fn mark(&self) -> Option<Mark> {
-        let row = self
-            .data
-            .query_one(
-                "select (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8,
-                        checkpoints_timed, checkpoints_req
-                   from pg_stat_bgwriter",
-                &[],
-            )
-            .await
-            .ok()?;
+        const COUNTERS: &str = "select (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8,
+                                       checkpoints_timed, checkpoints_req
+                                  from pg_stat_bgwriter";
+        // pg_stat_wal (PostgreSQL 14+) counts and times the WAL flushes.
+        const WITH_SYNCS: &str = "select (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8,
+                                         checkpoints_timed, checkpoints_req,
+                                         wal_sync, wal_sync_time
+                                    from pg_stat_bgwriter, pg_stat_wal";
+        if let Ok(row) = self.data.query_one(WITH_SYNCS, &[]).await {
+            return Some(Mark {
+                wal_bytes: row.get(0),
+                timed: row.get(1),
+                requested: row.get(2),
+                syncs: Some((row.get(3), row.get(4))),
+            });
+        }
+        let row = self.data.query_one(COUNTERS, &[]).await.ok()?;
         Some(Mark {
             wal_bytes: row.get(0),
             timed: row.get(1),
             requested: row.get(2),
+            syncs: None,
         })
     }
 
@@ -409,21 +414,63 @@ struct Mark {
     wal_bytes: f64,
     timed: i64,
     requested: i64,
+    /// WAL flushes and their total time in ms (`pg_stat_wal`), where the
+    /// server has them.
+    syncs: Option<(i64, f64)>,
+}
+
+/// What the write-only runs of a phase wrote, summed over the runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Tally {
+    wal_bytes: f64,
+    writes: u64,
+    /// (flushes, ms); None once a run's marks lacked them.
+    syncs: Option<(i64, f64)>,
+    /// Whether any run has been added (`syncs` starts as "none yet").
+    started: bool,
+}
+
+impl Tally {
+    /// This tally plus one run of `writes` statements between `before`
+    /// and `after`.
+    fn add(self, before: &Mark, after: &Mark, writes: u64) -> Tally {
+        let run = match (before.syncs, after.syncs) {
+            (Some((n0, t0)), Some((n1, t1))) => Some((n1 - n0, t1 - t0)),
+            _ => None,
+        };
+        let syncs = match (self.started, self.syncs, run) {
+            (false, _, run) => run,
+            (true, Some((n, t)), Some((rn, rt))) => Some((n + rn, t + rt)),
+            _ => None,
+        };
+        Tally {
+            wal_bytes: self.wal_bytes + (after.wal_bytes - before.wal_bytes),
+            writes: self.writes + writes,
+            syncs,
+            started: true,
+        }
+    }
 }
 
 /// The phase's [`ServerWrites`] from the marks at its start and end and
-/// the write-only runs' (WAL bytes, statements); None when a mark is
-/// missing or no write ran.
+/// the write-only runs' tally; None when a mark is missing or no write
+/// ran. The flush time is None when the server counted flushes but did
+/// not time them (`track_wal_io_timing = off`).
 fn server_writes(
     start: Option<Mark>,
     end: Option<Mark>,
-    wal: Option<(f64, u64)>,
+    wal: Option<Tally>,
 ) -> Option<ServerWrites> {
-    let (start, end, (bytes, writes)) = (start?, end?, wal?);
-    (writes > 0).then(|| ServerWrites {
-        wal_bytes_per_write: bytes / writes as f64,
+    let (start, end, tally) = (start?, end?, wal?);
+    (tally.writes > 0).then(|| ServerWrites {
+        wal_bytes_per_write: tally.wal_bytes / tally.writes as f64,
         checkpoints_timed: end.timed - start.timed,
         checkpoints_requested: end.requested - start.requested,
+        wal_sync_ms: tally
+            .syncs
+            .filter(|&(n, ms)| n > 0 && ms > 0.0)
+            .map(|(n, ms)| ms / n as f64),
+        wal_syncs_per_write: tally.syncs.map(|(n, _)| n as f64 / tally.writes as f64),
     })
 }
 
@@ -499,26 +546,66 @@ mod tests {
             wal_bytes,
             timed,
             requested,
+            syncs: None,
         })
+    }
+
+    fn synced(wal_bytes: f64, syncs: i64, ms: f64) -> Mark {
+        Mark {
+            wal_bytes,
+            timed: 0,
+            requested: 0,
+            syncs: Some((syncs, ms)),
+        }
+    }
+
+    fn tally(wal_bytes: f64, writes: u64) -> Option<Tally> {
+        let (b, a) = (mark(0.0, 0, 0)?, mark(wal_bytes, 0, 0)?);
+        Some(Tally::default().add(&b, &a, writes))
     }
 
     #[test]
     fn server_writes_are_differences_and_need_every_mark() {
-        let w = server_writes(mark(1e6, 4, 7), mark(9e6, 5, 10), Some((6e6, 3_000))).unwrap();
+        let w = server_writes(mark(1e6, 4, 7), mark(9e6, 5, 10), tally(6e6, 3_000)).unwrap();
         assert_eq!(w.wal_bytes_per_write, 2_000.0);
         assert_eq!((w.checkpoints_timed, w.checkpoints_requested), (1, 3));
+        assert_eq!((w.wal_sync_ms, w.wal_syncs_per_write), (None, None));
         assert_eq!(
-            server_writes(None, mark(9e6, 5, 10), Some((6e6, 3_000))),
+            server_writes(None, mark(9e6, 5, 10), tally(6e6, 3_000)),
             None
         );
         assert_eq!(
-            server_writes(mark(1e6, 4, 7), None, Some((6e6, 3_000))),
+            server_writes(mark(1e6, 4, 7), None, tally(6e6, 3_000)),
             None
         );
         assert_eq!(server_writes(mark(1e6, 4, 7), mark(9e6, 5, 10), None), None);
         assert_eq!(
-            server_writes(mark(1e6, 4, 7), mark(9e6, 5, 10), Some((0.0, 0))),
+            server_writes(mark(1e6, 4, 7), mark(9e6, 5, 10), tally(0.0, 0)),
             None
         );
+    }
+
+    #[test]
+    fn flush_time_is_summed_over_runs_and_needs_every_run() {
+        let two = Tally::default()
+            .add(&synced(0.0, 100, 50.0), &synced(1e6, 600, 550.0), 1_000)
+            .add(
+                &synced(2e6, 700, 600.0),
+                &synced(3e6, 1_200, 1_600.0),
+                1_000,
+            );
+        let w = server_writes(mark(0.0, 0, 0), mark(0.0, 0, 0), Some(two)).unwrap();
+        // 1,000 flushes in 1,500 ms over 2,000 writes.
+        assert_eq!(w.wal_sync_ms, Some(1.5));
+        assert_eq!(w.wal_syncs_per_write, Some(0.5));
+        assert_eq!(w.wal_bytes_per_write, 1_000.0);
+        // One run without the counters: no flush figures at all.
+        let gap = two.add(&mark(0.0, 0, 0).unwrap(), &mark(1e6, 0, 0).unwrap(), 1_000);
+        let w = server_writes(mark(0.0, 0, 0), mark(0.0, 0, 0), Some(gap)).unwrap();
+        assert_eq!((w.wal_sync_ms, w.wal_syncs_per_write), (None, None));
+        // Counted but not timed (track_wal_io_timing = off).
+        let untimed = Tally::default().add(&synced(0.0, 0, 0.0), &synced(1e6, 500, 0.0), 1_000);
+        let w = server_writes(mark(0.0, 0, 0), mark(0.0, 0, 0), Some(untimed)).unwrap();
+        assert_eq!((w.wal_sync_ms, w.wal_syncs_per_write), (None, Some(0.5)));
     }
 }

@@ -321,6 +321,20 @@ fn server_writes(b: &Phase, a: &Phase) -> Vec<String> {
             checkpoints(a, sa),
         ),
     ];
+    if let (Some(fb), Some(fa), Some(nb), Some(na)) = (
+        sb.wal_sync_ms,
+        sa.wal_sync_ms,
+        sb.wal_syncs_per_write,
+        sa.wal_syncs_per_write,
+    ) {
+        lines.push(String::new());
+        lines.push(format!(
+            "Every commit waits for a WAL flush to disk: {fb:.3} ms → {fa:.3} ms per flush, \
+             {nb:.2} → {na:.2} flushes per write. The disk's flush time bounds the write \
+             throughput; when it differs between the phases, so does the throughput, \
+             whatever the indexes do."
+        ));
+    }
     let forced = sb.checkpoints_requested + sa.checkpoints_requested;
     if forced > 0 {
         lines.push(String::new());

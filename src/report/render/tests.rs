@@ -183,6 +183,7 @@ fn markdown_shows_wal_per_write_and_warns_of_forced_checkpoints() {
         wal_bytes_per_write: wal,
         checkpoints_timed: 1,
         checkpoints_requested: requested,
+        ..ServerWrites::default()
     };
     r.baseline.server = Some(server(10_240.0, 0));
     r.auto.server = Some(server(15_360.0, 0));
@@ -203,6 +204,21 @@ fn markdown_shows_wal_per_write_and_warns_of_forced_checkpoints() {
     let md = markdown(&r);
     assert!(
         md.contains("**3 checkpoint(s) were requested during the measured runs**"),
+        "{md}"
+    );
+    // Flush times only when both phases have them.
+    assert!(!md.contains("per flush"), "{md}");
+    let timed = |ms: f64, n: f64| ServerWrites {
+        wal_sync_ms: Some(ms),
+        wal_syncs_per_write: Some(n),
+        ..server(15_360.0, 0)
+    };
+    r.baseline.server = Some(timed(1.25, 0.5));
+    assert!(!markdown(&r).contains("per flush"));
+    r.auto.server = Some(timed(2.5, 0.25));
+    let md = markdown(&r);
+    assert!(
+        md.contains("1.250 ms → 2.500 ms per flush, 0.50 → 0.25 flushes per write"),
         "{md}"
     );
 }
