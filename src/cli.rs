@@ -49,8 +49,8 @@ pub struct DemoArgs {
     pub out: PathBuf,
     /// A setting of the throwaway PostgreSQL, e.g. `shared_buffers=1GB`
     /// (repeatable; overrides the demo's: shared_buffers=256MB,
-    /// max_wal_size=8GB, track_wal_io_timing=on and PostgreSQL's default durability, fsync,
-    /// synchronous_commit and full_page_writes on).
+    /// max_wal_size=8GB, track_wal_io_timing=on and PostgreSQL's default
+    /// durability, fsync, synchronous_commit and full_page_writes on).
     #[arg(long = "server-setting", value_name = "KEY=VALUE", value_parser = server_setting)]
     pub server_settings: Vec<(String, String)>,
 }

@@ -97,10 +97,10 @@ pub struct ServerWrites {
     pub checkpoints_requested: i64,
     /// Mean time of one WAL flush to disk (`pg_stat_wal`) during the
     /// write-only runs, in ms. Every commit waits for one (`synchronous_commit
-    /// = on`), alone or grouped with others', so this is the disk latency
-    /// under the write figures: when it differs between phases, so does
-    /// their throughput, whatever the indexes. None when the server does not
-    /// time it (`track_wal_io_timing = off`, PostgreSQL before 14).
+    /// = on`), alone or grouped with others', so the disk's flush latency
+    /// is part of every write figure. Server-wide: every commit in those
+    /// seconds counts, IndexPilot's own included. None when the server does
+    /// not time it (`track_wal_io_timing = off`, PostgreSQL before 14).
     #[serde(default)]
     pub wal_sync_ms: Option<f64>,
     /// WAL flushes per write-only statement: below 1 when commits share a

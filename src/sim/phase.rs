@@ -112,7 +112,7 @@ impl Runner<'_> {
         let mut mixed = Vec::new();
         let mut writes = Vec::new();
         // What the write-only runs wrote; None once a mark could not be read.
-        let mut wal = Some(Tally::default());
+        let mut wal = Some(Tally::EMPTY);
         for trial in 0..s.trials {
             let seed = workload::trial_seed(s, trial);
             let label = format!("{name}: trial {}/{}", trial + 1, s.trials);
@@ -178,20 +178,18 @@ impl Runner<'_> {
                                          checkpoints_timed, checkpoints_req,
                                          wal_sync, wal_sync_time
                                     from pg_stat_bgwriter, pg_stat_wal";
-        if let Ok(row) = self.data.query_one(WITH_SYNCS, &[]).await {
-            return Some(Mark {
-                wal_bytes: row.get(0),
-                timed: row.get(1),
-                requested: row.get(2),
-                syncs: Some((row.get(3), row.get(4))),
-            });
-        }
-        let row = self.data.query_one(COUNTERS, &[]).await.ok()?;
+        let (row, syncs) = match self.data.query_one(WITH_SYNCS, &[]).await {
+            Ok(row) => {
+                let syncs = Some((row.get(3), row.get(4)));
+                (row, syncs)
+            }
+            Err(_) => (self.data.query_one(COUNTERS, &[]).await.ok()?, None),
+        };
         Some(Mark {
             wal_bytes: row.get(0),
             timed: row.get(1),
             requested: row.get(2),
-            syncs: None,
+            syncs,
         })
     }
 
@@ -420,34 +418,32 @@ struct Mark {
 }
 
 /// What the write-only runs of a phase wrote, summed over the runs.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Tally {
     wal_bytes: f64,
     writes: u64,
     /// (flushes, ms); None once a run's marks lacked them.
     syncs: Option<(i64, f64)>,
-    /// Whether any run has been added (`syncs` starts as "none yet").
-    started: bool,
 }
 
 impl Tally {
+    const EMPTY: Tally = Tally {
+        wal_bytes: 0.0,
+        writes: 0,
+        syncs: Some((0, 0.0)),
+    };
+
     /// This tally plus one run of `writes` statements between `before`
     /// and `after`.
     fn add(self, before: &Mark, after: &Mark, writes: u64) -> Tally {
-        let run = match (before.syncs, after.syncs) {
-            (Some((n0, t0)), Some((n1, t1))) => Some((n1 - n0, t1 - t0)),
-            _ => None,
-        };
-        let syncs = match (self.started, self.syncs, run) {
-            (false, _, run) => run,
-            (true, Some((n, t)), Some((rn, rt))) => Some((n + rn, t + rt)),
+        let syncs = match (self.syncs, before.syncs, after.syncs) {
+            (Some((n, t)), Some((n0, t0)), Some((n1, t1))) => Some((n + n1 - n0, t + t1 - t0)),
             _ => None,
         };
         Tally {
             wal_bytes: self.wal_bytes + (after.wal_bytes - before.wal_bytes),
             writes: self.writes + writes,
             syncs,
-            started: true,
         }
     }
 }
@@ -561,7 +557,7 @@ mod tests {
 
     fn tally(wal_bytes: f64, writes: u64) -> Option<Tally> {
         let (b, a) = (mark(0.0, 0, 0)?, mark(wal_bytes, 0, 0)?);
-        Some(Tally::default().add(&b, &a, writes))
+        Some(Tally::EMPTY.add(&b, &a, writes))
     }
 
     #[test]
@@ -587,7 +583,7 @@ mod tests {
 
     #[test]
     fn flush_time_is_summed_over_runs_and_needs_every_run() {
-        let two = Tally::default()
+        let two = Tally::EMPTY
             .add(&synced(0.0, 100, 50.0), &synced(1e6, 600, 550.0), 1_000)
             .add(
                 &synced(2e6, 700, 600.0),
@@ -604,7 +600,7 @@ mod tests {
         let w = server_writes(mark(0.0, 0, 0), mark(0.0, 0, 0), Some(gap)).unwrap();
         assert_eq!((w.wal_sync_ms, w.wal_syncs_per_write), (None, None));
         // Counted but not timed (track_wal_io_timing = off).
-        let untimed = Tally::default().add(&synced(0.0, 0, 0.0), &synced(1e6, 500, 0.0), 1_000);
+        let untimed = Tally::EMPTY.add(&synced(0.0, 0, 0.0), &synced(1e6, 500, 0.0), 1_000);
         let w = server_writes(mark(0.0, 0, 0), mark(0.0, 0, 0), Some(untimed)).unwrap();
         assert_eq!((w.wal_sync_ms, w.wal_syncs_per_write), (None, Some(0.5)));
     }

@@ -330,9 +330,9 @@ fn server_writes(b: &Phase, a: &Phase) -> Vec<String> {
         lines.push(String::new());
         lines.push(format!(
             "Every commit waits for a WAL flush to disk: {fb:.3} ms → {fa:.3} ms per flush, \
-             {nb:.2} → {na:.2} flushes per write. The disk's flush time bounds the write \
-             throughput; when it differs between the phases, so does the throughput, \
-             whatever the indexes do."
+             {nb:.2} → {na:.2} flushes per write (server-wide, IndexPilot's own commits \
+             included). A slower flush lowers the write throughput whatever the indexes \
+             cost, so compare the two before reading the write figures as index upkeep."
         ));
     }
     let forced = sb.checkpoints_requested + sa.checkpoints_requested;
