@@ -502,11 +502,7 @@ impl Config {
                 let key = e.path().to_string();
                 let message = e.inner().to_string();
                 if let Some(field) = unknown_field(&message) {
-                    let full = if key == "." {
-                        field
-                    } else {
-                        format!("{key}.{field}")
-                    };
+                    let full = unknown_key(&key, &field);
                     ConfigError::UnknownKey {
                         origin: origin_of(&full),
                         key: full,
@@ -622,6 +618,19 @@ fn parse_value(kind: Kind, value: &str) -> Result<toml::Value, String> {
 fn unknown_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
     rest.split('`').next().map(str::to_string)
+}
+
+/// The dotted key of an unknown `field` reported at serde path `path`:
+/// the path already ends with the field (`nosuch`, `indexer.nosuch`), or
+/// names its table (`.` for the top level).
+fn unknown_key(path: &str, field: &str) -> String {
+    if path == "." {
+        field.to_string()
+    } else if path == field || path.ends_with(&format!(".{field}")) {
+        path.to_string()
+    } else {
+        format!("{path}.{field}")
+    }
 }
 
 impl RawConfig {
@@ -1110,6 +1119,26 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         })
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_named_once_with_the_file() {
+        for (text, key) in [
+            ("nosuch = 1\n", "nosuch"),
+            (
+                "[indexer]\nmode = \"off\"\nnosuch_key = 1\n",
+                "indexer.nosuch_key",
+            ),
+        ] {
+            let err = sources(Some(text), &[], &[]).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("unknown configuration key `{key}` (from ")),
+                "{err}"
+            );
+            assert!(err.contains("ip-config-"), "the file is named: {err}");
+        }
+        assert_eq!(unknown_key(".", "x"), "x");
+        assert_eq!(unknown_key("stats", "x"), "stats.x");
     }
 
     #[test]
