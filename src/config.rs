@@ -491,9 +491,17 @@ impl Config {
             set_key(&mut table, key, kind, value, &origin)?;
             origins.insert(key.clone(), origin);
         }
+        // A key, or a table (`[proxy]`) whose keys came from one source.
         let origin_of = |key: &str| {
+            let table = format!("{key}.");
             origins
                 .get(key)
+                .or_else(|| {
+                    origins
+                        .iter()
+                        .find(|(k, _)| k.starts_with(&table))
+                        .map(|(_, o)| o)
+                })
                 .cloned()
                 .unwrap_or_else(|| "built-in default".to_string())
         };
@@ -1129,6 +1137,7 @@ mod tests {
                 "[indexer]\nmode = \"off\"\nnosuch_key = 1\n",
                 "indexer.nosuch_key",
             ),
+            ("[nosuch_table]\nlisten = 12\n", "nosuch_table"),
         ] {
             let err = sources(Some(text), &[], &[]).unwrap_err().to_string();
             assert!(
