@@ -219,6 +219,45 @@ pub fn target_sql(spec: &IndexSpec) -> String {
     sql
 }
 
+/// Why PostgreSQL would refuse `spec`, or `None` when it accepts it. An
+/// expression or predicate whose functions or operators are not IMMUTABLE
+/// (`date_trunc('day', timestamptz)`), or that needs a collation it cannot
+/// use, is refused by `CREATE INDEX` itself; so ask it, on an empty
+/// temporary copy of the table's columns inside a transaction that is
+/// rolled back: nothing is built and nothing stays. When the probe itself
+/// cannot run (no TEMP privilege), the build decides as before.
+pub async fn refusal(client: &Client, spec: &IndexSpec) -> Result<Option<String>, DdlError> {
+    client.batch_execute("BEGIN").await?;
+    let copy = format!(
+        "CREATE TEMP TABLE indexpilot_probe (LIKE {}.{}) ON COMMIT DROP",
+        quote_ident(&spec.schema),
+        quote_ident(&spec.table)
+    );
+    let probe = IndexSpec {
+        schema: "pg_temp".into(),
+        table: "indexpilot_probe".into(),
+        ..spec.clone()
+    };
+    let verdict = match client.batch_execute(&copy).await {
+        Err(_) => None,
+        Ok(()) => match client
+            .batch_execute(&format!("CREATE INDEX {}", target_sql(&probe)))
+            .await
+        {
+            Ok(()) => None,
+            Err(e) => e.as_db_error().map(|db| {
+                format!(
+                    "PostgreSQL refuses this index: {} (SQLSTATE {})",
+                    db.message(),
+                    db.code().code()
+                )
+            }),
+        },
+    };
+    client.batch_execute("ROLLBACK").await?;
+    Ok(verdict)
+}
+
 pub fn drop_sql(schema: &str, name: &str) -> String {
     format!(
         "DROP INDEX CONCURRENTLY IF EXISTS {}.{}",

@@ -14,5 +14,6 @@ pub mod lineage;
 pub mod model;
 pub mod plan;
 pub mod run;
+pub mod select;
 pub mod whatif;
 pub mod workload;

@@ -279,6 +279,24 @@ impl Stats {
         out
     }
 
+    /// Latency of every statement but `fingerprints`, all tenants, between
+    /// `from` and `to`: the control group of a verification (what an index
+    /// does not serve moves only with the machine).
+    pub fn measured_except(
+        &self,
+        fingerprints: &[u64],
+        from: SystemTime,
+        to: SystemTime,
+    ) -> Measured {
+        let mut out = Measured::default();
+        for e in self.latency.iter() {
+            if !fingerprints.contains(&e.key().fingerprint) {
+                out.add(e.value().between(self.resolution, from, to));
+            }
+        }
+        out
+    }
+
     /// A table or column name by id ("" for an unknown id).
     fn name_of(&self, id: u32) -> Arc<str> {
         self.names.name(id).unwrap_or_else(|| Arc::from(""))

@@ -179,6 +179,9 @@ struct ColumnUsage {
 
 fn role_of(class: &str, column: &str) -> Role {
     match class {
+        // An expression in a GROUP BY or ORDER BY alone is no reason for an
+        // expression index: only a filter on it is (DESIGN: shapes).
+        "order_by" | "group_by" if !is_identifier(column) => Role::Unindexable,
         "equality" | "in_list" | "is_null" | "join" => Role::Equality,
         "range" | "between" | "like_prefix" | "order_by" | "group_by" => Role::Range,
         "expression" if !is_identifier(column) => Role::Expression,
@@ -422,7 +425,8 @@ fn single_patterns<'a>(
             || (cu.role == Role::Expression && table.column(col).is_some())
         {
             let reason = format!(
-                "{} calls, but only with operators no btree serves (<>, NOT, IS NOT NULL, %x)",
+                "{} calls, but only with operators no btree serves (<>, NOT, IS NOT NULL, %x), \
+                 or an expression only grouped or sorted by",
                 cu.usage.calls
             );
             out.reject(label, &keys, reason);

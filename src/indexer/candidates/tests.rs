@@ -250,6 +250,26 @@ fn generate_table() {
             1e6,
             vec![Rejected(&["email"], "no btree serves")],
         ),
+        (
+            "an expression only grouped by gets no expression index",
+            vec![stat(None, "date_trunc('day', created_at)", "group_by", 500)],
+            vec![],
+            1e6,
+            vec![Rejected(
+                &["date_trunc('day', created_at)"],
+                "no btree serves",
+            )],
+        ),
+        (
+            "an expression filtered on and grouped by does",
+            vec![
+                stat(None, "lower(email)", "group_by", 500),
+                stat(None, "lower(email)", "expression", 500),
+            ],
+            vec![],
+            1e6,
+            vec![Proposed(&["lower(email)"], None, Expression)],
+        ),
     ];
     for (name, columns, groups, rows, wants) in cases {
         let snapshot = Snapshot {

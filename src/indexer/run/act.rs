@@ -8,12 +8,13 @@ use serde_json::json;
 use tokio_postgres::Client;
 use tracing::{info, warn};
 
-use super::{proposal_mutation, unix_now, IndexerError, Leader, Pending, RERECORD_AFTER};
+use super::{proposal_mutation, unix_now, Built, IndexerError, Leader, Pending, RERECORD_AFTER};
 use crate::config::IndexerMode;
 use crate::indexer::ddl;
-use crate::indexer::lineage::Kind;
+use crate::indexer::lineage::{Kind, Mutation};
 use crate::indexer::model::TableFacts;
 use crate::indexer::plan::Proposal;
+use crate::indexer::select::{self, Budgets, Decision, Defer, Held, Offer};
 use crate::metrics as m;
 use crate::store::quote_ident;
 
@@ -26,96 +27,174 @@ impl Leader {
         proposals: Vec<Proposal>,
     ) -> Result<usize, IndexerError> {
         let mut waiting = 0;
-        let mut built = false;
-        for p in proposals {
+        let horizon = self.ix().horizon.as_secs_f64().max(1.0);
+        let mut offers = Vec::new();
+        for (id, p) in proposals.iter().enumerate() {
             if !p.worthwhile {
-                self.note(client, &p, "declined", &p.verdict.clone())
-                    .await?;
-                continue;
-            }
-            if self.ix().mode == IndexerMode::Advise {
+                self.note(client, p, "declined", &p.verdict).await?;
+            } else if self.ix().mode == IndexerMode::Advise {
                 waiting += 1;
-                self.note(client, &p, "recommended", &p.verdict.clone())
+                self.note(client, p, "recommended", &p.verdict).await?;
+            } else {
+                offers.push(Offer {
+                    id,
+                    table: p.candidate.table.clone(),
+                    net_per_sec: p.net_benefit / horizon,
+                    bytes: p.estimated_bytes,
+                });
+            }
+        }
+        if offers.is_empty() {
+            return Ok(waiting);
+        }
+        if self.outside_build_windows() {
+            for o in &offers {
+                let why = "outside the build windows (indexer.build_windows)";
+                self.note(client, &proposals[o.id], "deferred: build window", why)
                     .await?;
-                continue;
             }
-            if built {
-                // One build at a time: the rest wait for the next round.
-                waiting += 1;
-                continue;
-            }
-            match self.blocked(tables, &p) {
-                Some((kind, why)) => {
+            return Ok(waiting + offers.len());
+        }
+        let held = self.held(tables);
+        let budgets = self.budgets(tables);
+        let mut built = false;
+        for d in select::select(&offers, &held, &budgets) {
+            match d {
+                Decision::Build { .. } | Decision::Replace { .. } if built => {
+                    // One build at a time: the rest wait for the next round.
                     waiting += 1;
-                    self.note(client, &p, &format!("deferred: {kind}"), &why)
-                        .await?;
                 }
-                None => {
+                Decision::Build { id } => {
                     built = true;
-                    self.build(client, &p).await?;
+                    self.build(client, &proposals[id], None).await?;
+                }
+                Decision::Replace { id, victim } => {
+                    built = true;
+                    let victim = held.iter().find(|h| h.name == victim).cloned();
+                    self.build(client, &proposals[id], victim).await?;
+                }
+                Decision::Defer { id, why } => {
+                    waiting += 1;
+                    let p = &proposals[id];
+                    let reason = self.deferred_reason(why, tables, p, &held, &budgets);
+                    self.note(client, p, &format!("deferred: {}", why.as_str()), &reason)
+                        .await?;
                 }
             }
         }
         Ok(waiting)
     }
 
-    /// Why a worthwhile build may not start now (build windows, budgets).
-    /// Returns a bounded kind (`build window`, `budget`) and the details.
-    fn blocked(&mut self, tables: &[TableFacts], p: &Proposal) -> Option<(&'static str, String)> {
+    fn outside_build_windows(&self) -> bool {
+        let windows = &self.config.indexer.build_windows;
+        let minute = ((unix_now() as u64 % 86_400) / 60) as u16;
+        !windows.is_empty() && !windows.iter().any(|w| w.contains(minute))
+    }
+
+    /// The indexes of ours in place, as the selector ranks them.
+    fn held(&self, tables: &[TableFacts]) -> Vec<Held> {
+        let mut out = Vec::new();
+        for t in tables {
+            for i in t.indexes.iter().filter(|i| i.ours && i.valid) {
+                let built = self.book.get(&i.name);
+                out.push(Held {
+                    name: i.name.clone(),
+                    table: t.label(),
+                    net_per_sec: built.map_or(0.0, |b| b.net_per_sec),
+                    bytes: i.size_bytes,
+                    pinned: built.is_none() || self.pending.iter().any(|p| p.index_name == i.name),
+                });
+            }
+        }
+        out
+    }
+
+    /// The room left: builds of the last hour count only while their index
+    /// is in place (a failed or since-dropped build does not use the hour).
+    fn budgets(&self, tables: &[TableFacts]) -> Budgets {
         let ix = &self.config.indexer;
-        if !ix.build_windows.is_empty() {
-            let minute = ((unix_now() as u64 % 86_400) / 60) as u16;
-            if !ix.build_windows.iter().any(|w| w.contains(minute)) {
-                return Some((
-                    "build window",
-                    "outside the build windows (indexer.build_windows)".into(),
-                ));
-            }
-        }
         let hour_ago = SystemTime::now() - Duration::from_secs(3600);
-        while self.builds.front().is_some_and(|t| *t < hour_ago) {
-            self.builds.pop_front();
-        }
-        if self.builds.len() >= ix.max_builds_per_hour as usize {
-            return Some((
-                "budget",
-                format!(
-                    "budget: {} builds in the last hour (indexer.max_builds_per_hour)",
-                    self.builds.len()
-                ),
-            ));
-        }
-        let ours = |t: &TableFacts| t.indexes.iter().filter(|i| i.ours && i.valid).count();
-        if let Some(t) = tables.iter().find(|t| t.label() == p.candidate.table) {
-            if ours(t) >= ix.max_indexes_per_table {
-                return Some((
-                    "budget",
-                    format!(
-                        "budget: {} indexes of ours on {} (indexer.max_indexes_per_table)",
-                        ours(t),
-                        p.candidate.table
-                    ),
-                ));
-            }
-        }
+        let present = |name: &str| {
+            tables
+                .iter()
+                .any(|t| t.indexes.iter().any(|i| i.valid && i.name == name))
+        };
+        let kept = self
+            .book
+            .iter()
+            .filter(|(name, b)| b.built_at >= hour_ago && present(name))
+            .count();
         let total: i64 = tables
             .iter()
             .flat_map(|t| &t.indexes)
             .filter(|i| i.ours)
             .map(|i| i.size_bytes)
             .sum();
-        if ix.max_total_index_bytes > 0
-            && (total + p.estimated_bytes) as u64 > ix.max_total_index_bytes
-        {
-            return Some((
-                "budget",
-                format!(
-                "budget: {total} bytes of ours + ~{} would exceed indexer.max_total_index_bytes",
-                p.estimated_bytes
-            ),
-            ));
+        Budgets {
+            per_table: ix.max_indexes_per_table,
+            builds_left: (ix.max_builds_per_hour as usize).saturating_sub(kept),
+            bytes_left: (ix.max_total_index_bytes > 0)
+                .then(|| ix.max_total_index_bytes as i64 - total),
         }
-        None
+    }
+
+    /// The lineage reason of a deferral, with the figures that decided it.
+    fn deferred_reason(
+        &self,
+        why: Defer,
+        tables: &[TableFacts],
+        p: &Proposal,
+        held: &[Held],
+        budgets: &Budgets,
+    ) -> String {
+        let ix = &self.config.indexer;
+        let mine = select::density(
+            p.net_benefit / ix.horizon.as_secs_f64().max(1.0),
+            p.estimated_bytes,
+        );
+        match why {
+            Defer::Hourly => format!(
+                "budget: {} builds kept in the last hour (indexer.max_builds_per_hour)",
+                ix.max_builds_per_hour as usize - budgets.builds_left
+            ),
+            Defer::Table => {
+                let weakest = held
+                    .iter()
+                    .filter(|h| h.table == p.candidate.table && !h.pinned)
+                    .map(|h| (h, select::density(h.net_per_sec, h.bytes)))
+                    .min_by(|a, b| a.1.total_cmp(&b.1));
+                let count = held.iter().filter(|h| h.table == p.candidate.table).count();
+                match weakest {
+                    Some((h, d)) => format!(
+                        "budget: {count} indexes of ours on {} (indexer.max_indexes_per_table); \
+                         net benefit {} per MiB, the weakest of ours ({}) {} per MiB: a \
+                         replacement needs {:.0}x",
+                        p.candidate.table,
+                        per_mib(mine),
+                        h.name,
+                        per_mib(d),
+                        select::REPLACE_MARGIN
+                    ),
+                    None => format!(
+                        "budget: {count} indexes of ours on {} (indexer.max_indexes_per_table), \
+                         none verified yet to compare with",
+                        p.candidate.table
+                    ),
+                }
+            }
+            Defer::Bytes => {
+                let total: i64 = tables
+                    .iter()
+                    .flat_map(|t| &t.indexes)
+                    .filter(|i| i.ours)
+                    .map(|i| i.size_bytes)
+                    .sum();
+                format!(
+                    "budget: {total} bytes of ours + ~{} would exceed indexer.max_total_index_bytes",
+                    p.estimated_bytes
+                )
+            }
+        }
     }
 
     /// Record an advise entry for `p` unless the same outcome was recorded
@@ -181,14 +260,23 @@ impl Leader {
         Ok(())
     }
 
-    async fn build(&mut self, client: &Client, p: &Proposal) -> Result<(), IndexerError> {
+    /// Build `p`; when it replaces `victim` (a full table's weakest index of
+    /// ours), drop that one once the new one is in place.
+    async fn build(
+        &mut self,
+        client: &Client,
+        p: &Proposal,
+        victim: Option<Held>,
+    ) -> Result<(), IndexerError> {
         let ix = self.config.indexer.clone();
         let now = SystemTime::now();
         let tenant = p.candidate.tenant.as_deref();
         let before = self
             .stats
             .measured(&p.fingerprint_ids, tenant, now - ix.verify_window, now);
-        self.builds.push_back(now);
+        let control_before =
+            self.stats
+                .measured_except(&p.fingerprint_ids, now - ix.verify_window, now);
         info!(index = %p.index_name, table = %p.candidate.table, "building index");
         let built = ddl::build(
             client,
@@ -203,6 +291,8 @@ impl Leader {
             "total_us": before.total_us,
             "mean_ms": before.mean_ms(),
             "window_s": ix.verify_window.as_secs_f64(),
+            "control_calls": control_before.calls,
+            "control_total_us": control_before.total_us,
         });
         match built {
             Ok(outcome) => {
@@ -221,15 +311,16 @@ impl Leader {
                 };
                 let m = proposal_mutation(p, Kind::Create, "built", &reason, evidence);
                 let id = self.record(client, m).await?;
-                self.creates.insert(p.index_name.clone(), id);
-                self.created_meta.insert(
-                    p.index_name.clone(),
-                    (
-                        p.candidate.tenant.clone(),
-                        p.candidate.table.clone(),
-                        p.candidate.keys.clone(),
-                    ),
-                );
+                let horizon = ix.horizon.as_secs_f64().max(1.0);
+                let built = Built {
+                    create_id: id,
+                    tenant: p.candidate.tenant.clone(),
+                    table: p.candidate.table.clone(),
+                    keys: p.candidate.keys.clone(),
+                    net_per_sec: p.net_benefit / horizon,
+                    built_at: now,
+                };
+                self.book.insert(p.index_name.clone(), built);
                 self.pending.push(Pending {
                     create_id: id,
                     schema: p.schema.clone(),
@@ -238,8 +329,13 @@ impl Leader {
                     tenant: p.candidate.tenant.clone(),
                     fingerprints: p.fingerprint_ids.clone(),
                     before,
+                    control_before,
                     built_at: SystemTime::now(),
                 });
+                if let Some(victim) = victim {
+                    self.replace(client, p, id, outcome.size_bytes, &victim)
+                        .await?;
+                }
             }
             Err(e) => {
                 let kind = e.kind();
@@ -283,4 +379,61 @@ impl Leader {
         }
         Ok(())
     }
+
+    /// Drop `victim` now that `p` (create record `create_id`) replaced it,
+    /// linked both ways in the lineage: the drop's parent is the victim's
+    /// create record, its evidence names the replacement.
+    async fn replace(
+        &mut self,
+        client: &Client,
+        p: &Proposal,
+        create_id: i64,
+        size_bytes: i64,
+        victim: &Held,
+    ) -> Result<(), IndexerError> {
+        let Some(old) = self.book.get(&victim.name).cloned() else {
+            return Ok(());
+        };
+        let horizon = self.ix().horizon.as_secs_f64().max(1.0);
+        let new_density = select::density(p.net_benefit / horizon, size_bytes);
+        let old_density = select::density(victim.net_per_sec, victim.bytes);
+        let schema = p.schema.clone();
+        let outcome = self
+            .undo(client, &schema, &victim.name, m::INDEXES_DROPPED_TOTAL)
+            .await;
+        let reason = format!(
+            "replaced by {} ({}) under indexer.max_indexes_per_table: net benefit {} per MiB \
+             against {} per MiB (needs {:.0}x)",
+            p.index_name,
+            p.candidate.keys.join(", "),
+            per_mib(new_density),
+            per_mib(old_density),
+            select::REPLACE_MARGIN
+        );
+        let m = Mutation {
+            parent_id: Some(old.create_id),
+            kind: Kind::Drop,
+            tenant: old.tenant.clone(),
+            table: Some(old.table.clone()),
+            columns: old.keys.clone(),
+            index_name: Some(victim.name.clone()),
+            ddl: Some(ddl::drop_sql(&schema, &victim.name)),
+            reason,
+            evidence: json!({
+                "replaced_by": { "index_name": p.index_name, "create_id": create_id,
+                                 "keys": p.candidate.keys, "net_per_sec": p.net_benefit / horizon,
+                                 "size_bytes": size_bytes },
+                "replaced": { "net_per_sec": victim.net_per_sec, "size_bytes": victim.bytes },
+                "margin": select::REPLACE_MARGIN,
+            }),
+            outcome,
+        };
+        self.record(client, m).await?;
+        Ok(())
+    }
+}
+
+/// Net benefit per byte as cost units per second per MiB, for reasons.
+fn per_mib(density: f64) -> String {
+    format!("{:.3} cost units/s", density * (1u64 << 20) as f64)
 }

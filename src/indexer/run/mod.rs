@@ -227,6 +227,8 @@ struct Pending {
     tenant: Option<String>,
     fingerprints: Vec<u64>,
     before: Measured,
+    /// The statements it does not serve, over the same window: the control.
+    control_before: Measured,
     built_at: SystemTime,
 }
 
@@ -249,10 +251,10 @@ struct Leader {
     uses: Uses,
     texts_seen: usize,
     write_samples: HashMap<String, VecDeque<(Instant, f64)>>,
-    builds: VecDeque<SystemTime>,
     pending: Vec<Pending>,
     watched: HashMap<String, Watched>,
-    creates: HashMap<String, i64>,
+    /// Every index of ours with a create record, by name.
+    book: HashMap<String, Built>,
     recorded: HashMap<(String, String), Instant>,
     backoff: HashMap<String, Instant>,
     /// Indexes reverted or dropped recently: not proposed again for a day,
@@ -268,9 +270,23 @@ struct Leader {
     profiles: Profiles,
     /// The genome as last synced to `genome_catalog`.
     genome: Option<Vec<genome::catalog::Field>>,
-    /// Created indexes by name: (tenant, table label, keys), for the
-    /// partial indexes whose tenant stops expressing their field.
-    created_meta: HashMap<String, (Option<String>, String, Vec<String>)>,
+    /// Expression indexes asked of PostgreSQL ([`ddl::refusal`]), by name:
+    /// why it refuses them, or `None` when it accepts them.
+    refused: HashMap<String, Option<String>>,
+}
+
+/// An index IndexPilot built (its create record), as the book keeps it.
+#[derive(Clone, Debug)]
+struct Built {
+    create_id: i64,
+    tenant: Option<String>,
+    /// Table label.
+    table: String,
+    keys: Vec<String>,
+    /// Net benefit per second the proposal was built for (planner cost
+    /// units): its rank against later proposals when a budget binds.
+    net_per_sec: f64,
+    built_at: SystemTime,
 }
 
 impl Leader {
@@ -283,10 +299,9 @@ impl Leader {
             uses: Uses::default(),
             texts_seen: 0,
             write_samples: HashMap::new(),
-            builds: VecDeque::new(),
             pending: Vec::new(),
             watched: HashMap::new(),
-            creates: HashMap::new(),
+            book: HashMap::new(),
             recorded: HashMap::new(),
             backoff: HashMap::new(),
             reverted: HashMap::new(),
@@ -294,7 +309,7 @@ impl Leader {
             failed_creates: HashMap::new(),
             profiles: Profiles::default(),
             genome: None,
-            created_meta: HashMap::new(),
+            refused: HashMap::new(),
         }
     }
 
@@ -310,8 +325,9 @@ impl Leader {
         Ok(lineage::record(client, self.schema(), &m, &self.proxy_id).await?)
     }
 
-    /// Pick up what a previous leader left: builds not yet verified, recent
-    /// reverts, the hour's build count. (INVALID indexes an interrupted
+    /// Pick up what a previous leader left: builds not yet verified, the
+    /// book of indexes built (the hour's kept builds among them), recent
+    /// reverts. (INVALID indexes an interrupted
     /// build left are swept at the start of every round.)
     async fn take_over(&mut self, client: &Client) -> Result<(), IndexerError> {
         let s = quote_ident(self.schema());
@@ -355,14 +371,20 @@ impl Leader {
                 tenant: r.get(2),
                 fingerprints,
                 before,
+                control_before: Measured {
+                    calls: evidence["before"]["control_calls"].as_u64().unwrap_or(0),
+                    total_us: evidence["before"]["control_total_us"].as_u64().unwrap_or(0),
+                },
                 // The after window starts now: this leader saw nothing earlier.
                 built_at: now,
             });
         }
+        let horizon = self.ix().horizon.as_secs_f64().max(1.0);
         for r in client
             .query(
                 &format!(
-                    "select distinct on (index_name) index_name, id, tenant, table_name, columns
+                    "select distinct on (index_name) index_name, id, tenant, table_name, columns,
+                            coalesce((evidence->'proposal'->>'net_benefit')::float8, 0), at
                        from {s}.mutation_log
                       where kind = 'create' and outcome = 'built' and index_name is not null
                       order by index_name, id desc"
@@ -371,10 +393,16 @@ impl Leader {
             )
             .await?
         {
-            self.creates.insert(r.get(0), r.get(1));
             let table: Option<String> = r.get(3);
-            self.created_meta
-                .insert(r.get(0), (r.get(2), table.unwrap_or_default(), r.get(4)));
+            let built = Built {
+                create_id: r.get(1),
+                tenant: r.get(2),
+                table: table.unwrap_or_default(),
+                keys: r.get(4),
+                net_per_sec: r.get::<_, f64>(5) / horizon,
+                built_at: r.get(6),
+            };
+            self.book.insert(r.get(0), built);
         }
         self.profiles = Profiles::load(client, self.schema()).await?;
         for r in client
@@ -394,18 +422,6 @@ impl Leader {
             let at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
             self.reverted.insert(r.get(0), at);
         }
-        for r in client
-            .query(
-                &format!(
-                    "select at from {s}.mutation_log
-                      where kind = 'create' and at > now() - interval '1 hour' order by at"
-                ),
-                &[],
-            )
-            .await?
-        {
-            self.builds.push_back(r.get(0));
-        }
         Ok(())
     }
 
@@ -423,7 +439,7 @@ impl Leader {
         let client: &Client = client;
         let rates_known = self.update_write_rates(&mut tables);
         self.sweep_invalid(client, &tables).await?;
-        self.verify(client).await?;
+        self.verify(client, &tables).await?;
         self.drop_unused(client, &tables).await?;
         self.advise_redundant(client, &tables).await?;
         if !rates_known {
@@ -557,7 +573,7 @@ impl Leader {
     }
 
     async fn proposals(
-        &self,
+        &mut self,
         client: &Client,
         tables: &[TableFacts],
         found: &[Candidate],
@@ -584,6 +600,7 @@ impl Leader {
             hypopg,
         };
         let mut out = Vec::new();
+        let mut refusals = Vec::new();
         for c in found.iter().take(MAX_PROPOSALS) {
             // This index or a variant of it with another sparse key.
             let names = c.index_names(&self.ix().index_prefix);
@@ -605,6 +622,14 @@ impl Leader {
                 continue;
             }
             if let Some(mut p) = plan::propose(&round, c).await {
+                if p.worthwhile
+                    && p.spec
+                        .keys
+                        .iter()
+                        .any(|k| matches!(k, ddl::IndexKey::Expression(_)))
+                {
+                    refusals.push(out.len());
+                }
                 let tenant_column = &self.config.analysis.tenant_column;
                 if let Some(field) = c.keys.iter().find(|k| *k != tenant_column) {
                     p.expression = Some(format!(
@@ -617,6 +642,27 @@ impl Leader {
                     ));
                 }
                 out.push(p);
+            }
+        }
+        for i in refusals {
+            let p = &mut out[i];
+            let refused = match self.refused.get(&p.index_name) {
+                Some(known) => known.clone(),
+                None => match ddl::refusal(client, &p.spec).await {
+                    Ok(r) => {
+                        self.refused.insert(p.index_name.clone(), r.clone());
+                        r
+                    }
+                    Err(e) => {
+                        warn!(index = %p.index_name, error = %e, "probing an expression index failed");
+                        None
+                    }
+                },
+            };
+            if let Some(why) = refused {
+                p.worthwhile = false;
+                p.net_benefit = 0.0;
+                p.verdict = why;
             }
         }
         out

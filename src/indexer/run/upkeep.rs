@@ -17,6 +17,7 @@ use crate::indexer::lineage::{Kind, Mutation};
 use crate::indexer::model::{IndexFacts, TableFacts};
 use crate::indexer::{plan, whatif};
 use crate::metrics as m;
+use crate::stats::latency::Measured;
 
 /// The outcome of an advice on a redundant index of the application's.
 const REDUNDANT: &str = "redundant";
@@ -51,7 +52,7 @@ impl Leader {
                     theirs.scans
                 );
                 let m = Mutation {
-                    parent_id: self.creates.get(&ours.name).copied(),
+                    parent_id: self.book.get(&ours.name).map(|b| b.create_id),
                     kind: Kind::Advise,
                     tenant: None,
                     table: Some(t.label()),
@@ -107,7 +108,11 @@ impl Leader {
     }
 
     /// Keep or revert the builds whose verification window has passed.
-    pub(super) async fn verify(&mut self, client: &Client) -> Result<(), IndexerError> {
+    pub(super) async fn verify(
+        &mut self,
+        client: &Client,
+        tables: &[TableFacts],
+    ) -> Result<(), IndexerError> {
         let ix = self.config.indexer.clone();
         let now = SystemTime::now();
         let ready: Vec<Pending> = self
@@ -128,82 +133,144 @@ impl Leader {
                 continue; // wait for traffic
             }
             self.pending.retain(|q| q.create_id != p.create_id);
-            let gain = if after.calls > 0 && after.total_us > 0 {
-                p.before.mean_ms() / after.mean_ms()
-            } else {
-                0.0
-            };
+            let control_after =
+                self.stats
+                    .measured_except(&p.fingerprints, now - ix.verify_window, now);
+            let v = Verdict::of(
+                &p.before,
+                &after,
+                &p.control_before,
+                &control_after,
+                ix.verify_min_gain,
+                ix.verify_min_calls,
+            );
+            let (scans, plan) = self.in_use(client, tables, &p).await;
+            let columns = self
+                .book
+                .get(&p.index_name)
+                .map(|b| b.keys.clone())
+                .unwrap_or_default();
             let evidence = json!({
+                "index": { "name": p.index_name, "columns": columns, "tenant": p.tenant },
                 "before": { "calls": p.before.calls, "mean_ms": p.before.mean_ms() },
                 "after": { "calls": after.calls, "mean_ms": after.mean_ms() },
-                "measured_gain": gain,
+                "measured_gain": v.gain,
+                "control": { "calls_before": p.control_before.calls, "mean_ms_before": p.control_before.mean_ms(),
+                             "calls_after": control_after.calls, "mean_ms_after": control_after.mean_ms(),
+                             "machine_drift": v.drift },
+                "adjusted_gain": v.adjusted,
+                "idx_scan": scans,
+                "generic_plan_uses_it": plan,
                 "min_gain": ix.verify_min_gain,
                 "window_s": ix.verify_window.as_secs_f64(),
                 "fingerprints": p.fingerprints.iter().map(|f| format!("{f:016x}")).collect::<Vec<_>>(),
             });
-            let enough =
-                p.before.calls >= ix.verify_min_calls && after.calls >= ix.verify_min_calls;
+            let figures = format!(
+                "{} ({}): mean latency {:.3} ms -> {:.3} ms ({:.2}x; {:.2}x after the control group's \
+                 drift {:.2}), {} scans, generic plan {}",
+                p.index_name,
+                columns.join(", "),
+                p.before.mean_ms(),
+                after.mean_ms(),
+                v.gain,
+                v.adjusted,
+                v.drift,
+                scans.map_or("?".into(), |n| n.to_string()),
+                match plan {
+                    Some(true) => "uses it",
+                    Some(false) => "does not use it",
+                    None => "not checked",
+                }
+            );
             let base = Mutation {
                 parent_id: Some(p.create_id),
                 kind: Kind::Keep,
                 tenant: p.tenant.clone(),
                 table: Some(p.table.clone()),
-                columns: Vec::new(),
+                columns,
                 index_name: Some(p.index_name.clone()),
                 ddl: None,
                 reason: String::new(),
                 evidence,
                 outcome: "kept".into(),
             };
-            if !enough {
-                let reason = format!(
-                    "not enough traffic to compare ({} calls before, {} after; need {}): kept, the unused check still applies",
-                    p.before.calls, after.calls, ix.verify_min_calls
-                );
-                self.record(
-                    client,
-                    Mutation {
+            match v.outcome {
+                Outcome::Unverified => {
+                    let reason = format!(
+                        "not enough traffic to compare ({} calls before, {} after; need {}): kept, \
+                         the unused check still applies; {figures}",
+                        p.before.calls, after.calls, ix.verify_min_calls
+                    );
+                    let m = Mutation {
                         reason,
                         outcome: "unverified".into(),
                         ..base
-                    },
-                )
-                .await?;
-            } else if gain >= ix.verify_min_gain {
-                let reason = format!(
-                    "mean latency {:.3} ms -> {:.3} ms ({gain:.2}x >= {:.2}x)",
-                    p.before.mean_ms(),
-                    after.mean_ms(),
-                    ix.verify_min_gain
-                );
-                self.record(client, Mutation { reason, ..base }).await?;
-            } else {
-                let reason = format!(
-                    "{}: mean latency {:.3} ms -> {:.3} ms ({gain:.2}x < {:.2}x)",
-                    if gain < 1.0 {
+                    };
+                    self.record(client, m).await?;
+                }
+                Outcome::Keep => {
+                    let reason = format!("{figures} >= {:.2}x", ix.verify_min_gain);
+                    self.record(client, Mutation { reason, ..base }).await?;
+                }
+                Outcome::Revert => {
+                    let what = if v.adjusted < 1.0 {
                         "regression"
                     } else {
                         "no significant gain"
-                    },
-                    p.before.mean_ms(),
-                    after.mean_ms(),
-                    ix.verify_min_gain
-                );
-                // A failed drop is retried as an unused index later.
-                let outcome = self
-                    .undo(client, &p.schema, &p.index_name, m::INDEXES_REVERTED_TOTAL)
-                    .await;
-                let m = Mutation {
-                    kind: Kind::Revert,
-                    ddl: Some(ddl::drop_sql(&p.schema, &p.index_name)),
-                    reason,
-                    outcome,
-                    ..base
-                };
-                self.record(client, m).await?;
+                    };
+                    let reason = format!("{what}: {figures} < {:.2}x", ix.verify_min_gain);
+                    // A failed drop is retried as an unused index later.
+                    let outcome = self
+                        .undo(client, &p.schema, &p.index_name, m::INDEXES_REVERTED_TOTAL)
+                        .await;
+                    let m = Mutation {
+                        kind: Kind::Revert,
+                        ddl: Some(ddl::drop_sql(&p.schema, &p.index_name)),
+                        reason,
+                        outcome,
+                        ..base
+                    };
+                    self.record(client, m).await?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Whether the index is in use: its scans so far, and whether the
+    /// generic plan of the first statement it was built for (for the
+    /// heaviest tenant) uses it. Per-tenant partial indexes get no plan
+    /// check: a generic plan cannot prove their predicate.
+    async fn in_use(
+        &self,
+        client: &Client,
+        tables: &[TableFacts],
+        p: &Pending,
+    ) -> (Option<i64>, Option<bool>) {
+        let table = tables.iter().find(|t| t.label() == p.table);
+        let scans = table
+            .and_then(|t| t.indexes.iter().find(|i| i.name == p.index_name))
+            .map(|i| i.scans);
+        if p.tenant.is_some() {
+            return (scans, None);
+        }
+        let tenant_column = &self.config.analysis.tenant_column;
+        let text = p.fingerprints.iter().find_map(|fp| {
+            let text = self.uses.text(*fp)?;
+            Some(
+                table
+                    .and_then(|t| plan::heaviest_tenant(text, tenant_column, t))
+                    .unwrap_or_else(|| text.to_string()),
+            )
+        });
+        let plan = match text {
+            Some(text) => whatif::plan(client, &text)
+                .await
+                .ok()
+                .map(|c| c.indexes.contains(&p.index_name)),
+            None => None,
+        };
+        (scans, plan)
     }
 
     /// Drop indexes of ours nobody has scanned for `indexer.unused_after`,
@@ -220,7 +287,7 @@ impl Leader {
         for t in tables {
             for i in t.indexes.iter().filter(|i| i.ours && i.valid) {
                 present.push(i.name.clone());
-                let Some(&create_id) = self.creates.get(&i.name) else {
+                let Some(create_id) = self.book.get(&i.name).map(|b| b.create_id) else {
                     continue; // no create record: not provably ours
                 };
                 if self.pending.iter().any(|p| p.index_name == i.name) {
@@ -247,6 +314,9 @@ impl Leader {
                 }
                 let verdict = match unused_for {
                     Some(after) => Some(unused(i, idle, after)),
+                    None if write_hot_idle(idle, ix.verify_window, t.writes_per_sec) => {
+                        Some(idle_on_write_hot(i, idle, t.writes_per_sec))
+                    }
                     None if check_due => self.superseded(client, t, i, idle).await,
                     None => None,
                 };
@@ -356,8 +426,10 @@ impl Leader {
         let tenant_column = self.config.analysis.tenant_column.clone();
         for t in tables {
             for i in t.indexes.iter().filter(|i| i.ours && i.valid) {
-                let Some((Some(tenant), table, keys)) = self.created_meta.get(&i.name).cloned()
-                else {
+                let Some(built) = self.book.get(&i.name).cloned() else {
+                    continue;
+                };
+                let (Some(tenant), table, keys) = (built.tenant, built.table, built.keys) else {
                     continue;
                 };
                 let Some(field) = keys.iter().find(|k| **k != tenant_column) else {
@@ -366,13 +438,10 @@ impl Leader {
                 if self.profiles.allows(&tenant, &table, field) {
                     continue;
                 }
-                let parent = self.creates.get(&i.name).copied();
+                let parent = Some(built.create_id);
                 let outcome = self
                     .undo(client, &t.schema, &i.name, m::INDEXES_DROPPED_TOTAL)
                     .await;
-                if outcome == DROPPED {
-                    self.created_meta.remove(&i.name);
-                }
                 let m = Mutation {
                     parent_id: parent,
                     kind: Kind::Drop,
@@ -419,7 +488,7 @@ impl Leader {
 
     /// Drop an index this leader decided against: counted in `metric`, not
     /// proposed again for a day. Returns the lineage outcome.
-    async fn undo(
+    pub(super) async fn undo(
         &mut self,
         client: &Client,
         schema: &str,
@@ -437,6 +506,71 @@ impl Leader {
     }
 }
 
+/// The control group's drift is trusted within these bounds: beyond them
+/// the machine changed too much for any latency verdict to mean much.
+const MAX_DRIFT: f64 = 2.0;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Keep,
+    Revert,
+    Unverified,
+}
+
+/// The latency signals of a verification.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Verdict {
+    /// Mean latency before ÷ after, of the statements the index serves.
+    gain: f64,
+    /// Mean latency after ÷ before of the control group (every other
+    /// statement); 1 when it ran too little to say.
+    drift: f64,
+    /// `gain × drift`: the gain with the machine's own change taken out.
+    adjusted: f64,
+    outcome: Outcome,
+}
+
+impl Verdict {
+    fn of(
+        before: &Measured,
+        after: &Measured,
+        control_before: &Measured,
+        control_after: &Measured,
+        min_gain: f64,
+        min_calls: u64,
+    ) -> Verdict {
+        let ratio = |a: &Measured, b: &Measured| {
+            if a.calls > 0 && b.calls > 0 && a.total_us > 0 && b.total_us > 0 {
+                Some(a.mean_ms() / b.mean_ms())
+            } else {
+                None
+            }
+        };
+        let gain = ratio(before, after).unwrap_or(0.0);
+        let drift = if control_before.calls >= min_calls && control_after.calls >= min_calls {
+            ratio(control_after, control_before)
+                .unwrap_or(1.0)
+                .clamp(1.0 / MAX_DRIFT, MAX_DRIFT)
+        } else {
+            1.0
+        };
+        let adjusted = gain * drift;
+        let outcome = if before.calls < min_calls || after.calls < min_calls {
+            Outcome::Unverified
+        } else if adjusted >= min_gain {
+            Outcome::Keep
+        } else {
+            Outcome::Revert
+        };
+        Verdict {
+            gain,
+            drift,
+            adjusted,
+            outcome,
+        }
+    }
+}
+
 /// Statements whose plans are checked before an index is called superseded.
 const SUPERSEDED_PLANS: usize = 8;
 
@@ -449,6 +583,29 @@ fn unused(i: &IndexFacts, idle: Duration, after: Duration) -> (String, Value) {
     );
     let evidence =
         json!({ "idx_scan": i.scans, "size_bytes": i.size_bytes, "idle_s": idle.as_secs_f64() });
+    (reason, evidence)
+}
+
+/// A table taking at least this many writes per second is write-hot: every
+/// index on it costs each insert, so one of ours that goes unscanned for a
+/// whole verify window is dropped then, not after `indexer.unused_after`.
+const WRITE_HOT_PER_SEC: f64 = 5.0;
+
+/// Whether an index idle for `idle` on a table taking `writes_per_sec`
+/// should go now (write-hot and unscanned for a verify window).
+fn write_hot_idle(idle: Duration, verify_window: Duration, writes_per_sec: f64) -> bool {
+    writes_per_sec >= WRITE_HOT_PER_SEC && idle >= verify_window
+}
+
+/// Reason and evidence of a drop for sitting idle on a write-hot table.
+fn idle_on_write_hot(i: &IndexFacts, idle: Duration, writes_per_sec: f64) -> (String, Value) {
+    let reason = format!(
+        "unused on a write-hot table: no scans for {:.0} s while the table took {writes_per_sec:.0} \
+         writes/s (>= {WRITE_HOT_PER_SEC:.0}), each of which maintained it",
+        idle.as_secs_f64()
+    );
+    let evidence = json!({ "idx_scan": i.scans, "size_bytes": i.size_bytes,
+                           "idle_s": idle.as_secs_f64(), "writes_per_sec": writes_per_sec });
     (reason, evidence)
 }
 
@@ -473,6 +630,93 @@ impl Watched {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verdicts_take_the_machine_drift_out_of_the_gain() {
+        let m = |calls: u64, mean_ms: u64| Measured {
+            calls,
+            total_us: calls * mean_ms * 1000,
+        };
+        // (before, after, control before, control after) -> (adjusted, outcome)
+        let cases = [
+            // 4x faster on a quiet machine.
+            (
+                (m(100, 8), m(100, 2)),
+                (m(100, 1), m(100, 1)),
+                4.0,
+                Outcome::Keep,
+            ),
+            // 1.5x faster while the machine got 2x slower: really 3x.
+            (
+                (m(100, 6), m(100, 4)),
+                (m(100, 1), m(100, 2)),
+                3.0,
+                Outcome::Keep,
+            ),
+            // Slower only because everything got slower: not a regression.
+            (
+                (m(100, 4), m(100, 5)),
+                (m(100, 2), m(100, 4)),
+                1.6,
+                Outcome::Keep,
+            ),
+            // No gain on a steady machine: reverted.
+            (
+                (m(100, 4), m(100, 4)),
+                (m(100, 1), m(100, 1)),
+                1.0,
+                Outcome::Revert,
+            ),
+            // The control ran too little: no adjustment.
+            (
+                (m(100, 4), m(100, 4)),
+                (m(3, 1), m(3, 9)),
+                1.0,
+                Outcome::Revert,
+            ),
+            // A wild control is capped at 2x.
+            (
+                (m(100, 4), m(100, 4)),
+                (m(100, 1), m(100, 50)),
+                2.0,
+                Outcome::Keep,
+            ),
+            // Too little traffic on the statements themselves.
+            (
+                (m(5, 8), m(100, 2)),
+                (m(100, 1), m(100, 1)),
+                4.0,
+                Outcome::Unverified,
+            ),
+        ];
+        for ((b, a), (cb, ca), adjusted, outcome) in cases {
+            let v = Verdict::of(&b, &a, &cb, &ca, 1.2, 20);
+            assert!(
+                (v.adjusted - adjusted).abs() < 1e-9,
+                "{v:?} want {adjusted}"
+            );
+            assert_eq!(v.outcome, outcome, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn write_hot_tables_drop_idle_indexes_after_one_verify_window() {
+        let s = Duration::from_secs;
+        let cases = [
+            // (idle, verify window, writes/s, drop now)
+            (s(59), s(60), 100.0, false),
+            (s(60), s(60), 100.0, true),
+            (s(600), s(60), 1.0, false), // not write-hot: unused_after decides
+            (s(60), s(60), WRITE_HOT_PER_SEC, true),
+        ];
+        for (idle, window, writes, want) in cases {
+            assert_eq!(
+                write_hot_idle(idle, window, writes),
+                want,
+                "{idle:?} {writes}"
+            );
+        }
+    }
 
     #[test]
     fn idle_clock_restarts_on_scans_and_while_the_table_has_a_build_in_verification() {
