@@ -10,6 +10,8 @@ mod lifecycle;
 mod replicas;
 #[path = "indexer/safety.rs"]
 mod safety;
+#[path = "indexer/shapes.rs"]
+mod shapes;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -36,6 +36,9 @@ pub enum Predicate {
     Equals { column: String, value: String },
     /// A sparse field's filled rows: `WHERE "column" IS NOT NULL`.
     NotNull { column: String },
+    /// A statement's constant conjuncts, as SQL built by the candidate
+    /// generator with identifiers quoted and constants escaped.
+    Sql(String),
 }
 
 /// The marker key that gives an `IS NOT NULL` partial index a name of its
@@ -213,6 +216,9 @@ pub fn target_sql(spec: &IndexSpec) -> String {
         }
         Some(Predicate::NotNull { column }) => {
             sql.push_str(&format!(" WHERE {} IS NOT NULL", quote_ident(column)));
+        }
+        Some(Predicate::Sql(text)) => {
+            sql.push_str(&format!(" WHERE {text}"));
         }
         None => {}
     }

@@ -29,15 +29,38 @@ pub struct Uses {
 struct Statement {
     text: String,
     uses: Vec<(String, String)>,
+    /// Learned from its template (its constants kept), not from the
+    /// normalized text.
+    template: bool,
 }
 
 impl Uses {
-    pub fn knows(&self, fingerprint: u64) -> bool {
-        self.by_fingerprint.contains_key(&fingerprint)
+    /// Whether `fingerprint` was learned, from a template when `template`.
+    pub fn knows(&self, fingerprint: u64, template: bool) -> bool {
+        self.by_fingerprint
+            .get(&fingerprint)
+            .is_some_and(|s| s.template || !template)
     }
 
-    /// Analyze `text` (normalized, `?` placeholders) and remember its uses.
-    pub fn learn(&mut self, fingerprint: u64, text: &str, catalog: &Catalog, tenant_column: &str) {
+    /// The statements learned from their templates, as `(fingerprint,
+    /// text)` with `$n` placeholders.
+    pub fn templates(&self) -> impl Iterator<Item = (u64, &str)> {
+        self.by_fingerprint
+            .iter()
+            .filter(|(_, s)| s.template)
+            .map(|(fp, s)| (*fp, s.text.as_str()))
+    }
+
+    /// Analyze `text` (normalized with `?` placeholders, or a template with
+    /// `$n` ones and the statement's constants) and remember its uses.
+    pub fn learn(
+        &mut self,
+        fingerprint: u64,
+        text: &str,
+        template: bool,
+        catalog: &Catalog,
+        tenant_column: &str,
+    ) {
         let prepared = whatif::placeholders(text);
         let uses = sql::analyze(&prepared, catalog, tenant_column)
             .map(|shapes| {
@@ -59,6 +82,7 @@ impl Uses {
             Statement {
                 text: prepared,
                 uses,
+                template,
             },
         );
     }
@@ -179,15 +203,16 @@ pub async fn propose(round: &Round<'_>, c: &Candidate) -> Option<Proposal> {
         schema: table.schema.clone(),
         table: table.name.clone(),
         keys,
-        predicate: match (&c.tenant, &c.not_null) {
-            (Some(t), _) => Some(Predicate::Equals {
+        predicate: match (&c.tenant, &c.not_null, &c.partial) {
+            (Some(t), _, _) => Some(Predicate::Equals {
                 column: round.tenant_column.to_string(),
                 value: t.clone(),
             }),
-            (None, Some(column)) => Some(Predicate::NotNull {
+            (None, Some(column), _) => Some(Predicate::NotNull {
                 column: column.clone(),
             }),
-            (None, None) => None,
+            (None, None, Some(p)) => Some(Predicate::Sql(p.sql.clone())),
+            (None, None, None) => None,
         },
     };
     let index_name = c.index_name(round.prefix);
@@ -205,10 +230,11 @@ pub async fn propose(round: &Round<'_>, c: &Candidate) -> Option<Proposal> {
                 .map_or(EXPRESSION_WIDTH, |col| col.avg_width.max(4.0))
         })
         .sum();
-    let partial_share = match (&c.tenant, &c.not_null) {
-        (Some(t), _) => tenant_share(table, round.tenant_column, t),
-        (None, Some(col)) => table.column(col).map_or(1.0, |f| 1.0 - f.null_frac),
-        (None, None) => 1.0,
+    let partial_share = match (&c.tenant, &c.not_null, &c.partial) {
+        (Some(t), _, _) => tenant_share(table, round.tenant_column, t),
+        (None, Some(col), _) => table.column(col).map_or(1.0, |f| 1.0 - f.null_frac),
+        (None, None, Some(p)) => p.share,
+        (None, None, None) => 1.0,
     };
     let inputs = CostInputs {
         table_rows: table.rows,
@@ -375,6 +401,7 @@ pub fn kind_label(kind: CandidateKind) -> &'static str {
         CandidateKind::TenantComposite => "tenant_composite",
         CandidateKind::TenantPartial => "tenant_partial",
         CandidateKind::Expression => "expression",
+        CandidateKind::Statement => "statement",
     }
 }
 

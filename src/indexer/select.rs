@@ -58,12 +58,12 @@ pub enum Defer {
 }
 
 impl Defer {
-    /// The bounded label used in lineage outcomes and metrics.
-    pub fn as_str(self) -> &'static str {
+    /// The indexer key that binds.
+    pub fn key(self) -> &'static str {
         match self {
-            Defer::Hourly => "hourly budget",
-            Defer::Table => "table budget",
-            Defer::Bytes => "size budget",
+            Defer::Hourly => "indexer.max_builds_per_hour",
+            Defer::Table => "indexer.max_indexes_per_table",
+            Defer::Bytes => "indexer.max_total_index_bytes",
         }
     }
 }

@@ -114,6 +114,7 @@ impl Ingest {
         let shapes = self.shapes(norm.fingerprint, sql_bytes);
         self.stats
             .remember_text(norm.fingerprint, || sql::normalized_text(sql_bytes));
+        self.stats.sample(sql_bytes, &norm);
         let Ok(shapes) = shapes.as_ref() else {
             metrics::counter!(m::STATEMENTS_TOTAL, "kind" => "unparsed").increment(1);
             return;

@@ -12,6 +12,7 @@ mod intern;
 pub mod latency;
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -166,11 +167,63 @@ pub struct Stats {
     current: DashMap<StmtKey, StmtAgg>,
     current_window: AtomicU64,
     texts: DashMap<u64, Arc<str>>,
+    samples: DashMap<u64, Sample>,
     latency: DashMap<StmtKey, Ring>,
     resolution: Resolution,
     pending: Mutex<VecDeque<FlushRow>>,
     roll_lock: Mutex<()>,
     pub rows_dropped: AtomicU64,
+}
+
+/// Statements whose constants are followed ([`Stats::sample`]).
+const MAX_SAMPLES: usize = 10_000;
+/// Longer statements are not sampled.
+const MAX_SAMPLE_BYTES: usize = 4096;
+/// Executions before a literal that never changed counts as a constant.
+pub const TEMPLATE_AFTER: u64 = 20;
+
+/// One statement's first text and which of its literals varied since.
+struct Sample {
+    text: Arc<str>,
+    literals: Vec<Range<usize>>,
+    varies: Vec<bool>,
+    /// The highest `$n` of the text.
+    params: u16,
+    seen: u64,
+}
+
+impl Sample {
+    fn observe(&mut self, sql: &[u8], literals: &[Range<usize>]) {
+        self.seen += 1;
+        if literals.len() != self.literals.len() {
+            self.varies.iter_mut().for_each(|v| *v = true);
+            return;
+        }
+        let text = self.text.as_bytes();
+        for (i, span) in literals.iter().enumerate() {
+            if !self.varies[i] && sql.get(span.clone()) != text.get(self.literals[i].clone()) {
+                self.varies[i] = true;
+            }
+        }
+    }
+
+    fn template(&self) -> String {
+        let text = &*self.text;
+        let mut next = u32::from(self.params) + 1;
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for (span, varies) in self.literals.iter().zip(&self.varies) {
+            if !varies || span.start < at || text.get(span.clone()).is_none() {
+                continue;
+            }
+            out.push_str(&text[at..span.start]);
+            out.push_str(&format!("${next}"));
+            next += 1;
+            at = span.end;
+        }
+        out.push_str(&text[at..]);
+        out
+    }
 }
 
 /// One entry of [`Snapshot::columns`].
@@ -237,6 +290,7 @@ impl Stats {
             current: DashMap::new(),
             current_window: AtomicU64::new(window_of(SystemTime::now(), window)),
             texts: DashMap::new(),
+            samples: DashMap::new(),
             latency: DashMap::new(),
             resolution: Resolution::default(),
             pending: Mutex::new(VecDeque::new()),
@@ -295,6 +349,44 @@ impl Stats {
             }
         }
         out
+    }
+
+    /// Follow the constants of a statement: its first execution's text and
+    /// literal spans are kept, and each literal is marked as varying once an
+    /// execution carries another value there. Bounded: at most
+    /// [`MAX_SAMPLES`] statements of at most [`MAX_SAMPLE_BYTES`].
+    pub fn sample(&self, sql: &[u8], norm: &crate::sql::Normalized) {
+        let (fingerprint, literals) = (norm.fingerprint, &norm.literals);
+        if let Some(mut s) = self.samples.get_mut(&fingerprint) {
+            s.observe(sql, literals);
+            return;
+        }
+        if sql.len() > MAX_SAMPLE_BYTES || self.samples.len() >= MAX_SAMPLES {
+            return;
+        }
+        let Ok(text) = std::str::from_utf8(sql) else {
+            return;
+        };
+        self.samples.insert(
+            fingerprint,
+            Sample {
+                text: Arc::from(text),
+                literals: literals.clone(),
+                varies: vec![false; literals.len()],
+                params: norm.params,
+                seen: 1,
+            },
+        );
+    }
+
+    /// The statement's text with the constants it always carried kept and
+    /// every other literal turned into a parameter (`$n` after the highest
+    /// one in the text), once it ran [`TEMPLATE_AFTER`] times: what a
+    /// constant predicate (`status in ('new', 'open')`) of the application
+    /// looks like, without any value that changes between executions.
+    pub fn template(&self, fingerprint: u64) -> Option<String> {
+        let s = self.samples.get(&fingerprint)?;
+        (s.seen >= TEMPLATE_AFTER).then(|| s.template())
     }
 
     /// A table or column name by id ("" for an unknown id).

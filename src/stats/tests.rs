@@ -93,3 +93,40 @@ fn pending_rows_are_bounded() {
     assert_eq!(s.pending_len(), 3);
     assert_eq!(s.rows_dropped.load(Ordering::Relaxed), 2);
 }
+
+#[test]
+fn templates_keep_the_constants_a_statement_always_carried() {
+    let s = Stats::new(Duration::from_secs(10), 6, 100, 10);
+    let run = |tenant: u32, status: &str| {
+        let sql = format!(
+            "select id from tickets where tenant_id = {tenant} and status in ('{status}', 'open') \
+             and due_at < $1 order by due_at limit 50"
+        );
+        let norm = crate::sql::normalize(sql.as_bytes());
+        s.sample(sql.as_bytes(), &norm);
+        norm.fingerprint
+    };
+    let fp = run(1, "new");
+    assert_eq!(
+        s.template(fp),
+        None,
+        "one execution proves nothing constant"
+    );
+    for i in 0..TEMPLATE_AFTER {
+        run(i as u32 % 7, "new");
+    }
+    // The tenant varied: a parameter after the text's own $1. The statuses
+    // never did: kept.
+    assert_eq!(
+        s.template(fp).unwrap(),
+        "select id from tickets where tenant_id = $2 and status in ('new', 'open') \
+         and due_at < $1 order by due_at limit 50"
+    );
+    // Another status under the same fingerprint: no longer a constant.
+    run(3, "pending");
+    assert_eq!(
+        s.template(fp).unwrap(),
+        "select id from tickets where tenant_id = $2 and status in ($3, 'open') \
+         and due_at < $1 order by due_at limit 50"
+    );
+}

@@ -63,6 +63,18 @@ pub enum CandidateKind {
     TenantComposite,
     TenantPartial,
     Expression,
+    /// Shaped after one statement: equality columns, then its ORDER BY,
+    /// partial on its rare constant predicates ([`statement`]).
+    Statement,
+}
+
+/// An index predicate made of a statement's constant conjuncts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Partial {
+    /// Trusted SQL built by [`statement`] (identifiers quoted).
+    pub sql: String,
+    /// The share of the table's rows it holds (pg_stats).
+    pub share: f64,
 }
 
 /// The numbers behind a proposal.
@@ -91,6 +103,9 @@ pub struct Candidate {
     /// Some: a partial index `WHERE column IS NOT NULL` (a sparse key).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_null: Option<String>,
+    /// Some: a partial index on a statement's constant predicates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial: Option<Partial>,
     pub kind: CandidateKind,
     pub evidence: Evidence,
 }
@@ -101,10 +116,20 @@ impl Candidate {
         super::ddl::scoped_index_name(
             prefix,
             &self.table,
-            &self.keys,
+            &self.named_keys(),
             self.tenant.as_deref(),
             self.not_null.as_deref(),
         )
+    }
+
+    /// The keys a name is made of: a statement predicate marks them, so the
+    /// partial index gets a name of its own.
+    fn named_keys(&self) -> Vec<String> {
+        let mut keys = self.keys.clone();
+        if let Some(p) = &self.partial {
+            keys.push(format!("\u{1}where {}", p.sql));
+        }
+        keys
     }
 
     /// The names of this index and of its variants with another choice of
@@ -117,7 +142,7 @@ impl Candidate {
                 super::ddl::scoped_index_name(
                     prefix,
                     &self.table,
-                    &self.keys,
+                    &self.named_keys(),
                     self.tenant.as_deref(),
                     s,
                 )
@@ -667,6 +692,7 @@ impl Pattern<'_> {
             keys,
             tenant,
             not_null,
+            partial: None,
             kind: if expression {
                 CandidateKind::Expression
             } else {
@@ -772,6 +798,8 @@ fn dedup(out: &mut Outcome) {
     }
     out.candidates = kept;
 }
+
+pub mod statement;
 
 #[cfg(test)]
 mod tests;

@@ -393,6 +393,7 @@ fn composite_keys_strip_the_tenant_column() {
         keys: keys(k),
         tenant: tenant.map(String::from),
         not_null: None,
+        partial: None,
         kind: CandidateKind::Single,
         evidence: Evidence {
             calls: 0,

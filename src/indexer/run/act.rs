@@ -77,8 +77,8 @@ impl Leader {
                     waiting += 1;
                     let p = &proposals[id];
                     let reason = self.deferred_reason(why, tables, p, &held, &budgets);
-                    self.note(client, p, &format!("deferred: {}", why.as_str()), &reason)
-                        .await?;
+                    // One bounded outcome; the reason names the key that binds.
+                    self.note(client, p, "deferred: budget", &reason).await?;
                 }
             }
         }

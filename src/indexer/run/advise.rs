@@ -41,7 +41,7 @@ pub async fn advise(config: &Config, json_out: bool) -> Result<String, IndexerEr
     let catalog = plan::analyzer_catalog(&tables);
     let mut uses = Uses::default();
     for (fp, text) in workload::texts(&client, &config.admin.schema).await? {
-        uses.learn(fp, &text, &catalog, &config.analysis.tenant_column);
+        uses.learn(fp, &text, false, &catalog, &config.analysis.tenant_column);
     }
     let (found, rejected) = candidates::generate(&snapshot, &tables, &settings(config));
     let hypopg = ix.hypopg && matches!(whatif::hypopg_version(&client).await, Ok(Some(_)));

@@ -471,7 +471,9 @@ impl Leader {
             declined: self.declined.keys().cloned().collect(),
             ..settings(&config)
         };
-        let (found, _) = candidates::generate(&snapshot, &tables, &settings);
+        let (mut found, _) = candidates::generate(&snapshot, &tables, &settings);
+        found.extend(self.statement_candidates(&tables, &settings));
+        found.sort_by(|a, b| b.evidence.recent.total_cmp(&a.evidence.recent));
         let hypopg =
             self.ix().hypopg && matches!(whatif::hypopg_version(client).await, Ok(Some(_)));
         let proposals = self.proposals(client, &tables, &found, hypopg).await;
@@ -553,23 +555,72 @@ impl Leader {
         let tenant_column = self.config.analysis.tenant_column.clone();
         let mut local = Vec::new();
         self.stats.for_each_text(|fp, text| {
-            if !self.uses.knows(fp) {
-                local.push((fp, text.to_string()));
+            let template = self.stats.template(fp);
+            if !self.uses.knows(fp, template.is_some()) {
+                let learned = template.is_some();
+                local.push((fp, template.unwrap_or_else(|| text.to_string()), learned));
             }
         });
-        for (fp, text) in local {
-            self.uses.learn(fp, &text, &catalog, &tenant_column);
+        for (fp, text, template) in local {
+            self.uses
+                .learn(fp, &text, template, &catalog, &tenant_column);
         }
         let flushed = workload::texts(client, self.schema()).await?;
         if flushed.len() != self.texts_seen {
             self.texts_seen = flushed.len();
             for (fp, text) in flushed {
-                if !self.uses.knows(fp) {
-                    self.uses.learn(fp, &text, &catalog, &tenant_column);
+                if !self.uses.knows(fp, false) {
+                    self.uses.learn(fp, &text, false, &catalog, &tenant_column);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Candidates shaped after single statements (ordered, partial on their
+    /// constant predicates): from the statements learned from templates
+    /// that ran `indexer.min_calls` times within the lookback.
+    fn statement_candidates(&self, tables: &[TableFacts], settings: &Settings) -> Vec<Candidate> {
+        let (span, _) = lookback(&self.config);
+        let now = SystemTime::now();
+        let mut out: Vec<Candidate> = Vec::new();
+        for (fp, text) in self.uses.templates() {
+            let calls = self.stats.measured(&[fp], None, now - span, now).calls;
+            if calls < settings.min_calls {
+                continue;
+            }
+            let Some(l) = candidates::statement::lookup(text) else {
+                continue;
+            };
+            let Some(t) = tables
+                .iter()
+                .find(|t| l.table == t.label() || l.table == format!("{}.{}", t.schema, t.name))
+            else {
+                continue;
+            };
+            if t.rows < settings.min_table_rows {
+                continue;
+            }
+            let Ok(c) = candidates::statement::propose(&l, t, &settings.tenant_column, calls)
+            else {
+                continue;
+            };
+            let barred = c.keys.iter().any(|k| {
+                settings
+                    .not_indexable
+                    .iter()
+                    .any(|(table, col)| *table == c.table && col == k)
+            });
+            let prefix = &self.ix().index_prefix;
+            if !barred
+                && !out
+                    .iter()
+                    .any(|o| o.index_name(prefix) == c.index_name(prefix))
+            {
+                out.push(c);
+            }
+        }
+        out
     }
 
     async fn proposals(
