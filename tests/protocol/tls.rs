@@ -1,10 +1,11 @@
 //! Client TLS terminated at the proxy, seen on the wire: the size of the
-//! records it writes.
+//! records it writes, and how it closes a cancel request's connection.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -14,6 +15,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::common::tools::{proxy_certificate, Scratch};
 use crate::common::*;
+use crate::support::*;
 use crate::wire::*;
 use indexpilot::config::{UpstreamTls, UpstreamTlsMode};
 use indexpilot::pg::PgOptions;
@@ -23,6 +25,7 @@ const MAX_PLAINTEXT: usize = 8192;
 /// What TLS 1.3 adds to a record's plaintext: the content type and the
 /// AEAD tag.
 const TLS13_OVERHEAD: usize = 1 + 16;
+const CANCEL_REQUEST: u32 = 80877102;
 const APPLICATION_DATA: u8 = 23;
 
 /// A socket that keeps a copy of every byte read from it: the raw records.
@@ -142,4 +145,33 @@ async fn tls_records_to_the_client_carry_at_most_8_kib() {
         "a TLS record of {largest} bytes (at most {MAX_PLAINTEXT} of plaintext allowed)"
     );
     assert!(data.len() > 300_000 / MAX_PLAINTEXT, "{data:?}");
+}
+
+/// libpq 17+ sends a CancelRequest over TLS too and then waits for the
+/// server to close; PostgreSQL closes TLS with close_notify. A bare TCP
+/// close makes libpq report the cancel as failed although it arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_request_over_tls_is_forwarded_then_tls_closes_cleanly() {
+    let dir = Scratch::new("tls-cancel");
+    let (pg, proxy) = tls_proxy(&dir).await;
+    let (mut session, startup) = login(proxy.addr).await;
+    let key = startup
+        .iter()
+        .find(|m| m.tag == b'K')
+        .expect("BackendKeyData");
+    send(&mut session, &query("select pg_sleep(60)")).await;
+    let observer = connect_direct(&pg).await;
+    wait_until_running(&observer, "select pg_sleep(60)").await;
+
+    let mut tls = tls_connect(&proxy).await;
+    let mut cancel = 16u32.to_be_bytes().to_vec();
+    cancel.extend_from_slice(&CANCEL_REQUEST.to_be_bytes());
+    cancel.extend_from_slice(&key.body);
+    send(&mut tls, &cancel).await;
+    // A clean close reads as end of stream; a bare FIN is an error.
+    expect_closed(&mut tls, Duration::from_secs(10)).await;
+
+    let answer = read_until_ready(&mut session).await;
+    let error = answer.iter().find(|m| m.tag == b'E').expect("an error");
+    assert_eq!(error.sqlstate().as_deref(), Some("57014"), "{answer:?}");
 }
