@@ -1,6 +1,7 @@
 //! Protocol transparency through the proxy against a real PostgreSQL: a real
 //! driver (tokio-postgres), hand-built bytes for what no driver sends,
-//! failures and operations, and the inspection hook's accounting.
+//! failures and operations, client TLS on the wire, and the inspection
+//! hook's accounting.
 //! The checklist these follow is `TRANSPARENCY.md`.
 mod common;
 
@@ -16,5 +17,7 @@ mod raw;
 mod signals;
 #[path = "protocol/support.rs"]
 mod support;
+#[path = "protocol/tls.rs"]
+mod tls;
 #[path = "protocol/wire.rs"]
 mod wire;

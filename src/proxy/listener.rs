@@ -25,6 +25,9 @@ use super::upstream::Connector;
 use crate::config::Config;
 use crate::metrics as m;
 
+/// How long closing a cancel request's connection may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Shared by all connections.
 pub struct Shared {
     pub config: Arc<Config>,
@@ -111,10 +114,13 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         }
     };
     match hs {
-        Handshake::Cancel { packet } => {
+        Handshake::Cancel { mut stream, packet } => {
             if let Err(e) = shared.upstream.cancel(&packet).await {
                 warn!(%peer, error = %e, "could not forward cancel request");
             }
+            // As PostgreSQL does: over TLS a close_notify, without which the
+            // client reports the cancel as failed (unexpected EOF).
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, stream.shutdown()).await;
         }
         Handshake::Startup {
             stream,

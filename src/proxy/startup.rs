@@ -23,8 +23,9 @@ pub enum Handshake {
         packet: BytesMut,
         params: Vec<(String, String)>,
     },
-    /// A CancelRequest, to be forwarded verbatim to the upstream.
-    Cancel { packet: BytesMut },
+    /// A CancelRequest, to be forwarded verbatim to the upstream; the
+    /// stream it came on (TLS with libpq 17+) is then closed cleanly.
+    Cancel { stream: Stream, packet: BytesMut },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +81,7 @@ pub async fn handshake(
                 }
             },
             GSSENC_REQUEST => stream.write_all(b"N").await?,
-            CANCEL_REQUEST => return Ok(Handshake::Cancel { packet }),
+            CANCEL_REQUEST => return Ok(Handshake::Cancel { stream, packet }),
             _ if code >> 16 == 3 => {
                 let params = startup_params(&packet[8..]);
                 return Ok(Handshake::Startup {

@@ -66,12 +66,22 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         })
 }
 
+/// The most plaintext PostgreSQL puts in one TLS record: it writes its
+/// 8 KiB send buffer at a time. libpq reads into a buffer with 8 KiB free,
+/// so the rest of a larger record would wait decrypted inside the client's
+/// TLS library, where a client that waits on its socket (psycopg 3) never
+/// looks.
+const MAX_RECORD_PLAINTEXT: usize = 8192;
+/// The TLS record header, which rustls counts in `max_fragment_size`.
+const RECORD_HEADER: usize = 5;
+
 /// The acceptor for client connections that ask for TLS.
 pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
-    let config = rustls::ServerConfig::builder_with_provider(provider())
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(read_certs(&files.cert)?, read_key(&files.key)?)?;
+    config.max_fragment_size = Some(MAX_RECORD_PLAINTEXT + RECORD_HEADER);
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

@@ -305,15 +305,6 @@ async fn assert_upstream_is_tls(conninfo: &str) {
     assert_eq!(row.get::<_, String>(0).len(), big.len() + 1);
 }
 
-/// A self-signed certificate for localhost/127.0.0.1; returns PEM paths.
-fn proxy_certificate(dir: &Scratch) -> (String, String) {
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-    let generated = rcgen::generate_simple_self_signed(names).expect("generate certificate");
-    let cert = dir.write("proxy.crt", generated.cert.pem());
-    let key = dir.write("proxy.key", generated.key_pair.serialize_pem());
-    (cert, key)
-}
-
 /// IndexPilot's own connections (statistics flush, indexer seat, CLI
 /// commands) use TLS when the server offers it, as a managed database that
 /// refuses plain connections requires; `sslmode=disable` keeps them plain.

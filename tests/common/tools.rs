@@ -47,6 +47,16 @@ impl Drop for Scratch {
     }
 }
 
+/// A self-signed certificate for localhost/127.0.0.1, for the proxy's
+/// `tls.cert` and `tls.key`; returns the PEM files' paths.
+pub fn proxy_certificate(dir: &Scratch) -> (String, String) {
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let generated = rcgen::generate_simple_self_signed(names).expect("generate certificate");
+    let cert = dir.write("proxy.crt", generated.cert.pem());
+    let key = dir.write("proxy.key", generated.key_pair.serialize_pem());
+    (cert, key)
+}
+
 /// A libpq tool of `pg`'s installation (`psql`, `pgbench`) that connects to
 /// `127.0.0.1:port` as `pg`'s superuser. Inherited `PG*` variables are
 /// removed so that nothing but these settings (plus what the test adds)

@@ -1,11 +1,11 @@
-//! Hand-built protocol messages over a plain TCP socket, for what no driver
-//! will send. Every read has a deadline, so a proxy that hangs fails the test.
+//! Hand-built protocol messages over a socket (plain TCP or TLS), for what
+//! no driver will send. Every read has a deadline, so a proxy that hangs fails the test.
 //! Formats: <https://www.postgresql.org/docs/current/protocol-message-formats.html>.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// How long any single read may take before the test fails.
@@ -124,12 +124,12 @@ pub async fn connect_raw(addr: SocketAddr) -> TcpStream {
         .expect("TCP connect to proxy")
 }
 
-pub async fn send(stream: &mut TcpStream, bytes: &[u8]) {
+pub async fn send(stream: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) {
     stream.write_all(bytes).await.expect("write to proxy");
 }
 
 /// The next message, or `None` at a clean end of stream between messages.
-pub async fn read_msg(stream: &mut TcpStream) -> Option<Msg> {
+pub async fn read_msg(stream: &mut (impl AsyncRead + Unpin)) -> Option<Msg> {
     let read = async {
         let mut tag = [0u8; 1];
         if stream.read(&mut tag).await.expect("read from proxy") == 0 {
@@ -147,7 +147,7 @@ pub async fn read_msg(stream: &mut TcpStream) -> Option<Msg> {
 }
 
 /// Messages up to and including the next ReadyForQuery.
-pub async fn read_until_ready(stream: &mut TcpStream) -> Vec<Msg> {
+pub async fn read_until_ready(stream: &mut (impl AsyncRead + Unpin)) -> Vec<Msg> {
     let mut out = Vec::new();
     loop {
         let m = read_msg(stream)
@@ -162,7 +162,7 @@ pub async fn read_until_ready(stream: &mut TcpStream) -> Vec<Msg> {
 }
 
 /// One byte answering an SSLRequest or GSSENCRequest.
-pub async fn read_byte(stream: &mut TcpStream) -> u8 {
+pub async fn read_byte(stream: &mut (impl AsyncRead + Unpin)) -> u8 {
     tokio::time::timeout(IO_DEADLINE, stream.read_u8())
         .await
         .expect("timed out waiting for a one-byte answer")
@@ -170,7 +170,7 @@ pub async fn read_byte(stream: &mut TcpStream) -> u8 {
 }
 
 /// Assert the peer closes within `deadline` without sending anything more.
-pub async fn expect_closed(stream: &mut TcpStream, deadline: Duration) {
+pub async fn expect_closed(stream: &mut (impl AsyncRead + Unpin), deadline: Duration) {
     let mut buf = [0u8; 256];
     match tokio::time::timeout(deadline, stream.read(&mut buf)).await {
         Ok(Ok(0)) => {}
@@ -179,6 +179,30 @@ pub async fn expect_closed(stream: &mut TcpStream, deadline: Duration) {
         Ok(Err(e)) => panic!("expected a clean close, got {e}"),
         Err(_) => panic!("connection still open after {deadline:?}"),
     }
+}
+
+/// Every message until the peer closes, with a FIN or with a reset (as
+/// PostgreSQL's close does when input it never read is waiting).
+pub async fn read_until_closed(stream: &mut (impl AsyncRead + Unpin)) -> Vec<Msg> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let read = tokio::time::timeout(IO_DEADLINE, stream.read(&mut buf))
+            .await
+            .expect("timed out waiting for the close");
+        match read {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("reading until the close: {e}"),
+        }
+    }
+    let mut rest = &raw[..];
+    let mut out = Vec::new();
+    while let Some(m) = read_msg(&mut rest).await {
+        out.push(m);
+    }
+    out
 }
 
 /// Startup with `version` and `params` plus user and database; returns the
@@ -196,7 +220,11 @@ pub async fn login_with(
 }
 
 /// Send a StartupMessage for the harness's trust-authenticated superuser.
-pub async fn login_on(stream: &mut TcpStream, version: u32, params: &[(&str, &str)]) {
+pub async fn login_on(
+    stream: &mut (impl AsyncWrite + Unpin),
+    version: u32,
+    params: &[(&str, &str)],
+) {
     let mut all = vec![("user", "postgres"), ("database", "postgres")];
     all.extend_from_slice(params);
     send(stream, &startup_packet(version, &all)).await;
