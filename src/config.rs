@@ -928,14 +928,14 @@ fn validate_indexer(
         max_builds_per_hour: count(
             "indexer.max_builds_per_hour",
             raw.max_builds_per_hour,
-            10,
+            20,
             0,
         )?
         .min(u64::from(u32::MAX)) as u32,
         max_indexes_per_table: count(
             "indexer.max_indexes_per_table",
             raw.max_indexes_per_table,
-            5,
+            8,
             0,
         )? as usize,
         max_total_index_bytes: count(

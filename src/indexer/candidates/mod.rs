@@ -13,6 +13,12 @@ use crate::stats::Snapshot;
 /// worth having: the planner would scan the table anyway.
 const MAX_SELECTIVITY: f64 = 0.1;
 
+/// An equality key whose lookups match more than this share of the rows
+/// (for the values looked up, [`equality_selectivity`]) filters out too
+/// little to be worth a key, even behind the tenant column: the trap of
+/// `status = 'closed'` when most rows are closed.
+const MAJORITY: f64 = 0.5;
+
 /// A key column that at least this share of rows leave NULL, and that every
 /// lookup compares with a strict operator (`=`, `IN`, `<`, `BETWEEN`,
 /// `LIKE 'x%'`: none matches NULL), gets an index partial `WHERE column IS
@@ -269,17 +275,22 @@ fn aggregate(snapshot: &Snapshot) -> BTreeMap<String, TableUsage> {
     tables
 }
 
-/// Estimated fraction of rows one equality lookup on `col` returns.
+/// Estimated fraction of rows one equality lookup on `col` returns, for
+/// values looked up as often as they occur: the sum of the squared most
+/// common frequencies plus the rest spread evenly. A column whose most
+/// common value holds 88 % of the rows is no key for most lookups, however
+/// many distinct values it has (the average `1 / n_distinct` would say
+/// otherwise). Without most common values, `(1 - null_frac) / n_distinct`.
 fn equality_selectivity(col: &ColumnFacts, rows: f64) -> Option<f64> {
     let distinct = col.distinct(rows);
-    let mcv_total: f64 = col.most_common.iter().map(|(_, f)| f).sum();
-    if distinct > 0.0 {
-        Some((1.0 - col.null_frac) / distinct)
-    } else if !col.most_common.is_empty() {
-        Some(mcv_total / col.most_common.len() as f64)
-    } else {
-        None
+    if col.most_common.is_empty() {
+        return (distinct > 0.0).then(|| (1.0 - col.null_frac) / distinct);
     }
+    let common: f64 = col.most_common.iter().map(|(_, f)| f * f).sum();
+    let mcv_total: f64 = col.most_common.iter().map(|(_, f)| f).sum();
+    let rest = (1.0 - col.null_frac - mcv_total).max(0.0);
+    let others = (distinct - col.most_common.len() as f64).max(1.0);
+    Some(common + rest * rest / others)
 }
 
 /// One key set being considered on one table.
@@ -491,6 +502,7 @@ fn composites(
         let mut eq: Vec<&String> = cols
             .iter()
             .filter(|c| **c != settings.tenant_column && role(c) == Some(Role::Equality))
+            .filter(|c| sel(c) <= MAJORITY)
             .collect();
         eq.sort_by(|a, b| sel(a).total_cmp(&sel(b)).then(a.cmp(b)));
         let range = cols
@@ -630,6 +642,20 @@ fn admit(p: &Pattern<'_>, settings: &Settings, tenant_factor: f64) -> Result<f64
             "table too small: {rows:.0} rows < min_table_rows {:.0}",
             settings.min_table_rows
         ));
+    }
+    let eq_keys = p.keys.len() - usize::from(p.range);
+    for key in &p.keys[..eq_keys] {
+        let own = p
+            .table
+            .column(key)
+            .and_then(|c| equality_selectivity(c, rows));
+        if let Some(own) = own.filter(|s| *s > MAJORITY) {
+            return Err(format!(
+                "unselective: {key} = value matches ~{:.0}% of the rows for the values looked up \
+                 (pg_stats most common values)",
+                own * 100.0
+            ));
+        }
     }
     let selectivity = selectivity(p)? * tenant_factor;
     if selectivity > MAX_SELECTIVITY {

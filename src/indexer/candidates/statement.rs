@@ -43,6 +43,8 @@ pub struct Lookup {
 pub enum Constant {
     /// `= v` or `IN (v, ...)`; the values as text (strings unquoted).
     In(Vec<String>),
+    /// `<> v` or `NOT IN (v, ...)`.
+    NotIn(Vec<String>),
     IsNull,
     IsNotNull,
     /// `col`, `NOT col`, `col = true`, `col IS TRUE`.
@@ -179,15 +181,34 @@ fn conjunct(e: &Expr, out: &mut Lookup) {
                 }
             }
         }
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::NotEq,
+            right,
+        } => {
+            let (col, other) = match (column(left), column(right)) {
+                (Some(c), None) => (c, right),
+                (None, Some(c)) => (c, left),
+                _ => return,
+            };
+            if let Some(v) = constant_value(other) {
+                constant(Some(col), Constant::NotIn(vec![v]));
+            }
+        }
         Expr::In {
             expr,
             target: InTarget::List(list),
-            negated: false,
+            negated,
             ..
         } => {
             let values: Option<Vec<String>> = list.iter().map(constant_value).collect();
             if let Some(values) = values {
-                constant(column(expr), Constant::In(values));
+                let c = if *negated {
+                    Constant::NotIn(values)
+                } else {
+                    Constant::In(values)
+                };
+                constant(column(expr), c);
             }
         }
         Expr::IsNull(x) => constant(column(x), Constant::IsNull),
@@ -225,6 +246,10 @@ pub fn constant_share(c: &Constant, col: &ColumnFacts, rows: f64) -> f64 {
             .map(|v| mcv(v).unwrap_or(rest))
             .sum::<f64>()
             .min(1.0),
+        Constant::NotIn(values) => {
+            let out: f64 = values.iter().map(|v| mcv(v).unwrap_or(rest)).sum();
+            (1.0 - col.null_frac - out).max(0.0)
+        }
         Constant::IsNull => col.null_frac,
         Constant::IsNotNull => 1.0 - col.null_frac,
         Constant::Bool(b) => {
@@ -232,6 +257,30 @@ pub fn constant_share(c: &Constant, col: &ColumnFacts, rows: f64) -> f64 {
             mcv(long).or_else(|| mcv(short)).unwrap_or(0.5)
         }
     }
+}
+
+/// An equality key returning at most this many rows per value makes the
+/// tenant column useless in front of it (a global id such as an org or an
+/// agent): the index goes without it, narrower by a column.
+const NEAR_UNIQUE_ROWS: f64 = 10.0;
+
+/// Whether the statement-shaped candidate `shaped` stands for the
+/// column-statistics candidate `other` (same table, same keys but for the
+/// tenant column): the statement's shape knows its order and predicate, so
+/// the other is not proposed beside it.
+pub fn shadows(shaped: &Candidate, other: &Candidate, tenant_column: &str) -> bool {
+    let bare = |c: &Candidate| -> Vec<String> {
+        c.keys
+            .iter()
+            .filter(|k| *k != tenant_column)
+            .cloned()
+            .collect()
+    };
+    shaped.kind == CandidateKind::Statement
+        && other.kind != CandidateKind::Statement
+        && other.tenant.is_none()
+        && shaped.table == other.table
+        && bare(shaped) == bare(other)
 }
 
 /// The SQL of a constant conjunct as an index predicate.
@@ -245,6 +294,11 @@ fn predicate_sql(column: &str, c: &Constant) -> String {
         Constant::In(values) if values.len() == 1 => format!("{col} = {}", lit(&values[0])),
         Constant::In(values) => format!(
             "{col} IN ({})",
+            values.iter().map(lit).collect::<Vec<_>>().join(", ")
+        ),
+        Constant::NotIn(values) if values.len() == 1 => format!("{col} <> {}", lit(&values[0])),
+        Constant::NotIn(values) => format!(
+            "{col} NOT IN ({})",
             values.iter().map(lit).collect::<Vec<_>>().join(", ")
         ),
         Constant::IsNull => format!("{col} IS NULL"),
@@ -286,6 +340,12 @@ pub fn propose(
             .cmp(&(*b != tenant_column))
             .then(sel(a).total_cmp(&sel(b)))
     });
+    let near_unique = equal
+        .iter()
+        .any(|c| *c != tenant_column && sel(c) * rows <= NEAR_UNIQUE_ROWS);
+    if near_unique {
+        equal.retain(|c| *c != tenant_column);
+    }
     let mut keys: Vec<String> = equal.iter().map(|c| (*c).clone()).collect();
     let ordered = l.limit && !l.order.is_empty();
     if ordered {
@@ -398,6 +458,8 @@ mod tests {
                 col("due_at", -1.0, &[]),
                 col("updated_at", -1.0, &[]),
                 col("assignee_id", 2000.0, &[]),
+                col("org_id", 200_000.0, &[]),
+                col("created_at", -1.0, &[]),
                 col("email", -1.0, &[]),
                 col("archived", 2.0, &[("f", 0.97), ("t", 0.03)]),
             ],
@@ -454,6 +516,21 @@ mod tests {
                 )),
             ),
             (
+                "open work by `<>`: the share left once the closed 88 % are out",
+                "select * from tickets where tenant_id = $1 and assignee_id = $2 \
+                 and status <> 'closed' order by updated_at desc limit 20",
+                Ok((
+                    &["tenant_id", "assignee_id", "updated_at"],
+                    Some("\"status\" <> 'closed'"),
+                )),
+            ),
+            (
+                "a global id (a few rows per value) needs no tenant in front",
+                "select * from tickets where tenant_id = $1 and org_id = $2 \
+                 order by created_at desc limit 20",
+                Ok((&["org_id", "created_at"], None)),
+            ),
+            (
                 "the trap: a status matching most rows is no predicate, and nothing to order",
                 "select * from tickets where tenant_id = $1 and status = 'closed'",
                 Err("no order to serve"),
@@ -489,6 +566,36 @@ mod tests {
                 (got, _) => panic!("{name}: {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_statement_shape_shadows_the_same_keys_from_column_statistics() {
+        let t = tickets();
+        let shaped = propose(
+            &lookup("select * from tickets where tenant_id = $1 and org_id = $2 order by created_at limit 5")
+                .unwrap(),
+            &t,
+            "tenant_id",
+            100,
+        )
+        .unwrap();
+        let column = |keys: &[&str]| Candidate {
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            kind: CandidateKind::TenantComposite,
+            partial: None,
+            ..shaped.clone()
+        };
+        assert!(shadows(
+            &shaped,
+            &column(&["tenant_id", "org_id", "created_at"]),
+            "tenant_id"
+        ));
+        assert!(!shadows(
+            &shaped,
+            &column(&["tenant_id", "org_id"]),
+            "tenant_id"
+        ));
+        assert!(!shadows(&shaped, &shaped, "tenant_id"));
     }
 
     #[test]

@@ -52,6 +52,10 @@ fn orders(rows: f64) -> TableFacts {
             col("industry", 1000.0, true),
             col("phone", -1.0, true),
             col("data", -1.0, false),
+            ColumnFacts {
+                most_common: vec![("closed".into(), 0.88), ("new".into(), 0.06)],
+                ..col("status", 5.0, true)
+            },
         ],
         indexes: vec![IndexFacts {
             name: "orders_phone".into(),
@@ -249,6 +253,19 @@ fn generate_table() {
             vec![],
             1e6,
             vec![Rejected(&["email"], "no btree serves")],
+        ),
+        (
+            "the trap: a status most rows have is no key, even behind the tenant",
+            vec![
+                stat(Some("t1"), "status", "equality", 500),
+                stat(Some("t1"), "tenant_id", "equality", 500),
+            ],
+            vec![group(Some("t1"), &["status", "tenant_id"], 500)],
+            1e6,
+            vec![Rejected(
+                &["status"],
+                "unselective: status = value matches ~78%",
+            )],
         ),
         (
             "an expression only grouped by gets no expression index",

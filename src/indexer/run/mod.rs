@@ -472,7 +472,14 @@ impl Leader {
             ..settings(&config)
         };
         let (mut found, _) = candidates::generate(&snapshot, &tables, &settings);
-        found.extend(self.statement_candidates(&tables, &settings));
+        let shaped = self.statement_candidates(&tables, &settings);
+        let tenant_column = &settings.tenant_column;
+        found.retain(|c| {
+            !shaped
+                .iter()
+                .any(|s| candidates::statement::shadows(s, c, tenant_column))
+        });
+        found.extend(shaped);
         found.sort_by(|a, b| b.evidence.recent.total_cmp(&a.evidence.recent));
         let hypopg =
             self.ix().hypopg && matches!(whatif::hypopg_version(client).await, Ok(Some(_)));
