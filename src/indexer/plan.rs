@@ -217,7 +217,13 @@ pub async fn propose(round: &Round<'_>, c: &Candidate) -> Option<Proposal> {
     };
     let index_name = c.index_name(round.prefix);
     let ddl_text = ddl::create_sql(&spec, &index_name);
-    let fingerprints = round.uses.serving(&c.table, &c.keys, round.tenant_column);
+    let mut fingerprints = round.uses.serving(&c.table, &c.keys, round.tenant_column);
+    if let Some(origin) = c.statement {
+        // The statement it was shaped after is the one to plan; a partial
+        // index serves only statements that imply its predicate.
+        fingerprints.retain(|fp| *fp != origin && c.partial.is_none());
+        fingerprints.insert(0, origin);
+    }
     let averaged = c.evidence.calls as f64 / round.observed_secs.max(1.0);
     let recent = (round.recent_rate)(&fingerprints, c.tenant.as_deref()).unwrap_or(0.0);
     let calls_per_sec = averaged.max(recent);

@@ -38,6 +38,17 @@ async fn a_work_queue_gets_an_ordered_index_partial_on_its_statuses() {
     let dsn = pg.url();
     let proxy = start_proxy(&pg, &fast(&dsn, "apply")).await;
     let client = connect(&proxy.conninfo(&pg)).await.unwrap();
+    // A statement on the same columns without the queue's predicate: it
+    // must not be the one the partial index is planned or verified on.
+    for t in 0..5 {
+        client
+            .query(
+                "select id from tickets where tenant_id = $1 order by due_at desc limit 1",
+                &[&t.to_string()],
+            )
+            .await
+            .unwrap();
+    }
     let queue = "select id, due_at from tickets where tenant_id = $1 \
                  and status in ('new', 'open') order by due_at limit 1";
     let created = drive(

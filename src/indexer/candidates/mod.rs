@@ -112,6 +112,12 @@ pub struct Candidate {
     /// Some: a partial index on a statement's constant predicates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partial: Option<Partial>,
+    /// The statement a [`CandidateKind::Statement`] candidate was shaped
+    /// after (its fingerprint): asked of the planner first, and the only one
+    /// a partial candidate is verified on (others may not imply its
+    /// predicate).
+    #[serde(skip)]
+    pub statement: Option<u64>,
     pub kind: CandidateKind,
     pub evidence: Evidence,
 }
@@ -719,6 +725,7 @@ impl Pattern<'_> {
             tenant,
             not_null,
             partial: None,
+            statement: None,
             kind: if expression {
                 CandidateKind::Expression
             } else {

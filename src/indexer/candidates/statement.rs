@@ -416,6 +416,7 @@ pub fn propose(
         tenant: None,
         not_null: None,
         partial,
+        statement: None,
         kind: CandidateKind::Statement,
         evidence: Evidence {
             calls,

@@ -411,6 +411,7 @@ fn composite_keys_strip_the_tenant_column() {
         tenant: tenant.map(String::from),
         not_null: None,
         partial: None,
+        statement: None,
         kind: CandidateKind::Single,
         evidence: Evidence {
             calls: 0,

@@ -12,7 +12,7 @@ use super::{proposal_mutation, unix_now, Built, IndexerError, Leader, Pending, R
 use crate::config::IndexerMode;
 use crate::indexer::ddl;
 use crate::indexer::lineage::{Kind, Mutation};
-use crate::indexer::model::TableFacts;
+use crate::indexer::model::{IndexFacts, TableFacts};
 use crate::indexer::plan::Proposal;
 use crate::indexer::select::{self, Budgets, Decision, Defer, Held, Offer};
 use crate::metrics as m;
@@ -66,12 +66,12 @@ impl Leader {
                 }
                 Decision::Build { id } => {
                     built = true;
-                    self.build(client, &proposals[id], None).await?;
+                    self.build(client, tables, &proposals[id], None).await?;
                 }
                 Decision::Replace { id, victim } => {
                     built = true;
                     let victim = held.iter().find(|h| h.name == victim).cloned();
-                    self.build(client, &proposals[id], victim).await?;
+                    self.build(client, tables, &proposals[id], victim).await?;
                 }
                 Decision::Defer { id, why } => {
                     waiting += 1;
@@ -265,6 +265,7 @@ impl Leader {
     async fn build(
         &mut self,
         client: &Client,
+        tables: &[TableFacts],
         p: &Proposal,
         victim: Option<Held>,
     ) -> Result<(), IndexerError> {
@@ -336,6 +337,7 @@ impl Leader {
                     self.replace(client, p, id, outcome.size_bytes, &victim)
                         .await?;
                 }
+                self.consolidate(client, tables, p, id).await?;
             }
             Err(e) => {
                 let kind = e.kind();
@@ -376,6 +378,66 @@ impl Leader {
                     self.record(client, m).await?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Drop the plain indexes of ours that the plain index `p` just built
+    /// (create record `create_id`) extends: one index serves both sets of
+    /// lookups, and every write paid for two. Not while one of them is
+    /// still being verified (should the new one be reverted, it is needed).
+    async fn consolidate(
+        &mut self,
+        client: &Client,
+        tables: &[TableFacts],
+        p: &Proposal,
+        create_id: i64,
+    ) -> Result<(), IndexerError> {
+        let c = &p.candidate;
+        if c.tenant.is_some() || c.not_null.is_some() || c.partial.is_some() {
+            return Ok(());
+        }
+        let Some(t) = tables.iter().find(|t| t.label() == c.table) else {
+            return Ok(());
+        };
+        let started = self.round_started;
+        for old in t.indexes.iter().filter(|i| consolidated(&c.keys, i)) {
+            let Some(built) = self.book.get(&old.name).cloned() else {
+                continue; // not provably ours
+            };
+            let just_dropped = self
+                .reverted
+                .get(&old.name)
+                .is_some_and(|at| *at >= started);
+            if just_dropped || self.pending.iter().any(|q| q.index_name == old.name) {
+                continue; // the replaced victim, or still being verified
+            }
+            let outcome = self
+                .undo(client, &t.schema, &old.name, m::INDEXES_DROPPED_TOTAL)
+                .await;
+            let m = Mutation {
+                parent_id: Some(built.create_id),
+                kind: Kind::Drop,
+                tenant: None,
+                table: Some(t.label()),
+                columns: old.keys.clone(),
+                index_name: Some(old.name.clone()),
+                ddl: Some(ddl::drop_sql(&t.schema, &old.name)),
+                reason: format!(
+                    "consolidated into {} ({}): its keys ({}) are a prefix, so it serves every \
+                     lookup this one did, and each write maintained both",
+                    p.index_name,
+                    c.keys.join(", "),
+                    old.keys.join(", ")
+                ),
+                evidence: json!({
+                    "consolidated_into": { "index_name": p.index_name, "create_id": create_id,
+                                           "keys": c.keys },
+                    "size_bytes": old.size_bytes, "idx_scan": old.scans,
+                }),
+                outcome,
+            };
+            self.record(client, m).await?;
         }
         Ok(())
     }
@@ -433,7 +495,70 @@ impl Leader {
     }
 }
 
+/// Whether `new_keys` (a plain index just built) makes `old` redundant: a
+/// plain btree index of ours whose keys are a strict prefix of them, so
+/// every lookup it served the new one serves too.
+fn consolidated(new_keys: &[String], old: &IndexFacts) -> bool {
+    old.ours
+        && old.valid
+        && old.btree
+        && !old.unique
+        && old.predicate.is_none()
+        && old.keys.len() < new_keys.len()
+        && new_keys.starts_with(&old.keys)
+}
+
 /// Net benefit per byte as cost units per second per MiB, for reasons.
 fn per_mib(density: f64) -> String {
     format!("{:.3} cost units/s", density * (1u64 << 20) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_of_ours_that_a_new_one_extends_is_consolidated() {
+        let k = |keys: &[&str]| keys.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ours = |keys: &[&str]| IndexFacts {
+            name: "indexpilot_x".into(),
+            keys: k(keys),
+            valid: true,
+            ours: true,
+            btree: true,
+            ..IndexFacts::default()
+        };
+        let new = k(&["tenant_id", "status", "due_at"]);
+        // (existing index, consolidated into the new one)
+        let cases = [
+            (ours(&["tenant_id", "status"]), true),
+            (ours(&["tenant_id"]), true),
+            (ours(&["tenant_id", "status", "due_at"]), false), // the same keys
+            (ours(&["tenant_id", "due_at"]), false),           // not a prefix
+            (
+                IndexFacts {
+                    ours: false,
+                    ..ours(&["tenant_id"])
+                },
+                false,
+            ),
+            (
+                IndexFacts {
+                    predicate: Some("x > 0".into()),
+                    ..ours(&["tenant_id"])
+                },
+                false,
+            ),
+            (
+                IndexFacts {
+                    unique: true,
+                    ..ours(&["tenant_id"])
+                },
+                false,
+            ),
+        ];
+        for (old, want) in cases {
+            assert_eq!(consolidated(&new, &old), want, "{old:?}");
+        }
+    }
 }

@@ -273,6 +273,8 @@ struct Leader {
     /// Expression indexes asked of PostgreSQL ([`ddl::refusal`]), by name:
     /// why it refuses them, or `None` when it accepts them.
     refused: HashMap<String, Option<String>>,
+    /// When the current round started.
+    round_started: Instant,
 }
 
 /// An index IndexPilot built (its create record), as the book keeps it.
@@ -310,6 +312,7 @@ impl Leader {
             profiles: Profiles::default(),
             genome: None,
             refused: HashMap::new(),
+            round_started: Instant::now(),
         }
     }
 
@@ -427,6 +430,7 @@ impl Leader {
 
     /// One decision round.
     async fn round(&mut self, client: &mut Client) -> Result<(), IndexerError> {
+        self.round_started = Instant::now();
         let prefix = self.ix().index_prefix.clone();
         let mut tables = catalog::load(client, &prefix, self.schema()).await?;
         // The genome follows the catalog within one round of any DDL.
@@ -586,14 +590,19 @@ impl Leader {
 
     /// Candidates shaped after single statements (ordered, partial on their
     /// constant predicates): from the statements learned from templates
-    /// that ran `indexer.min_calls` times within the lookback.
+    /// that ran `indexer.min_calls` times (at most [`TEMPLATE_AFTER`], when
+    /// their template is ready) within the lookback.
+    ///
+    /// [`TEMPLATE_AFTER`]: crate::stats::TEMPLATE_AFTER
     fn statement_candidates(&self, tables: &[TableFacts], settings: &Settings) -> Vec<Candidate> {
         let (span, _) = lookback(&self.config);
         let now = SystemTime::now();
         let mut out: Vec<Candidate> = Vec::new();
         for (fp, text) in self.uses.templates() {
+            // A template exists after TEMPLATE_AFTER executions; the column
+            // statistics of the same statement cross min_calls no sooner.
             let calls = self.stats.measured(&[fp], None, now - span, now).calls;
-            if calls < settings.min_calls {
+            if calls < settings.min_calls.min(crate::stats::TEMPLATE_AFTER) {
                 continue;
             }
             let Some(l) = candidates::statement::lookup(text) else {
@@ -608,10 +617,11 @@ impl Leader {
             if t.rows < settings.min_table_rows {
                 continue;
             }
-            let Ok(c) = candidates::statement::propose(&l, t, &settings.tenant_column, calls)
+            let Ok(mut c) = candidates::statement::propose(&l, t, &settings.tenant_column, calls)
             else {
                 continue;
             };
+            c.statement = Some(fp);
             let barred = c.keys.iter().any(|k| {
                 settings
                     .not_indexable
