@@ -26,6 +26,10 @@ pub struct Pipe {
     framer: Framer,
     chunk: usize,
     read_eof: bool,
+    /// The message after which the source has nothing more to say.
+    end_tag: Option<u8>,
+    /// That message has been framed: later input is read and dropped.
+    ended: bool,
     unflushed: bool,
     shut_down: bool,
     /// Total bytes read from the source.
@@ -42,10 +46,20 @@ impl Pipe {
             framer: Framer::new(max_message),
             chunk,
             read_eof: false,
+            end_tag: None,
+            ended: false,
             unflushed: false,
             shut_down: false,
             bytes: 0,
         }
+    }
+
+    /// End the stream at the first `tag` message (the client's Terminate):
+    /// it is framed whole and forwarded, and whatever follows is read and
+    /// dropped, as the server never reads past it either.
+    pub fn end_at(mut self, tag: u8) -> Pipe {
+        self.end_tag = Some(tag);
+        self
     }
 
     /// Start with bytes already in hand (sent before the relay began).
@@ -117,14 +131,21 @@ impl Pipe {
         whole: impl Fn(u8, usize) -> bool,
         mut hook: impl FnMut(u8, Option<&[u8]>) -> Replacement,
     ) -> Result<(), FrameError> {
+        let end = self.end_tag;
+        let whole = |tag, len| Some(tag) == end || whole(tag, len);
         loop {
-            match self.framer.step(&self.buf[self.framed..], &whole)? {
+            if self.ended {
+                self.discard_unframed();
+                return Ok(());
+            }
+            match self.framer.step(&self.buf[self.framed..], whole)? {
                 Frame::Whole { tag, len } => {
                     let start = self.framed;
                     match hook(tag, Some(&self.buf[start + HEADER_LEN..start + len])) {
                         Some(new) => self.framed += self.splice(start, len, &new),
                         None => self.framed += len,
                     }
+                    self.ended = Some(tag) == end;
                 }
                 Frame::Head { tag, consumed } => {
                     hook(tag, None);
@@ -269,6 +290,42 @@ mod tests {
         dst_r.read_to_end(&mut out).await.unwrap();
         assert_eq!(out, expected.to_vec());
         assert_eq!(zs, 200);
+    }
+
+    #[tokio::test]
+    async fn input_after_the_end_message_is_read_and_dropped() {
+        let mut input = BytesMut::new();
+        put_message(&mut input, b'Q', b"select 1\0");
+        put_message(&mut input, b'X', b"");
+        let forwarded = input.clone();
+        put_message(&mut input, b'Q', b"select 2\0");
+        let (mut src_w, mut src) = tokio::io::duplex(1024);
+        src_w.write_all(&input).await.unwrap();
+        src_w.write_all(b"more").await.unwrap();
+        drop(src_w);
+        let (mut dst, mut dst_r) = tokio::io::duplex(1024);
+        let mut pipe = Pipe::new(64, Some(1024)).end_at(b'X');
+        let mut seen = Vec::new();
+        while !pipe.finished() {
+            poll_fn(|cx| {
+                if let Poll::Ready(r) = pipe.poll_fill(cx, &mut src) {
+                    r?;
+                    let hook = |tag, body: Option<&[u8]>| {
+                        seen.push((tag, body.is_some()));
+                        None
+                    };
+                    pipe.frame(|_, _| false, hook).unwrap();
+                }
+                pipe.poll_drain(cx, &mut dst).map_ok(|_| ())
+            })
+            .await
+            .unwrap();
+        }
+        drop(dst);
+        let mut out = Vec::new();
+        dst_r.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, forwarded.to_vec());
+        assert_eq!(seen, [(b'Q', false), (b'X', true)]);
     }
 
     #[test]

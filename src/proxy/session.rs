@@ -84,7 +84,7 @@ impl Session {
         observer: Observer,
         config: &Config,
     ) -> Session {
-        let mut c2s = Pipe::new(config.buffer_bytes, Some(config.max_message_bytes));
+        let mut c2s = Pipe::new(config.buffer_bytes, Some(config.max_message_bytes)).end_at(b'X');
         c2s.preload(startup);
         Session {
             client,
@@ -236,9 +236,12 @@ impl Session {
         }
     }
 
-    /// After the relay: a FATAL error for the client where it helps, then close.
+    /// After the relay: a FATAL error for the client where it helps, then
+    /// close. A client that sent Terminate hears nothing more, as from
+    /// PostgreSQL, which reads nothing after it.
     async fn finish(&mut self, end: &End) {
         let notice = match end {
+            _ if self.client_terminated => None,
             End::Closed | End::ClientGone(_) => None,
             End::ClientProtocol(e) => Some(inspect::fatal("08P01", &format!("invalid frontend message: {e}"))),
             End::ServerGone(_) if self.server_fatal => None,

@@ -1,6 +1,7 @@
 //! Hand-built bytes through the proxy: encryption requests, protocol 3.2 and
-//! `_pq_` options, ParameterStatus after SET, a raw pipeline, and frames the
-//! proxy must refuse (bad length, too long) or pass on (unknown type).
+//! `_pq_` options, ParameterStatus after SET, a raw pipeline, frames the
+//! proxy must refuse (bad length, too long) or pass on (unknown type), and
+//! input after Terminate.
 
 use std::time::Duration;
 
@@ -171,4 +172,33 @@ async fn unknown_message_type_reaches_the_server() {
     let text = e.field(b'M').unwrap_or_default();
     assert!(text.contains("invalid frontend message type 121"), "{text}");
     expect_closed(&mut s, Duration::from_secs(5)).await;
+}
+
+/// After Terminate PostgreSQL reads nothing more and closes without a word
+/// (with a reset when more input is waiting). A client that sends more
+/// after it (node-postgres' end() with a query in flight) must see the
+/// same through the proxy: the answers owed, then the close, and no error
+/// of the proxy's making.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_but_the_close_after_terminate() {
+    let pg = start_pg(PgOptions::default());
+    let proxy = start_proxy(&pg, &[]).await;
+    let direct = tokio::net::TcpStream::connect((pg.host(), pg.port()))
+        .await
+        .expect("TCP connect to PostgreSQL");
+    let through = connect_raw(proxy.addr).await;
+    for (who, mut s) in [("PostgreSQL", direct), ("the proxy", through)] {
+        login_on(&mut s, PROTOCOL_3_0, &[]).await;
+        assert_no_error(&read_until_ready(&mut s).await);
+        // The server reads the query and Terminate together; the next
+        // query arrives while it sleeps, so it exits with input unread.
+        let mut batch = query("select pg_sleep(0.3)");
+        batch.extend(message(b'X', b""));
+        send(&mut s, &batch).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        send(&mut s, &query("select 2")).await;
+        let msgs = read_until_closed(&mut s).await;
+        let tags: Vec<u8> = msgs.iter().map(|m| m.tag).collect();
+        assert_eq!(tags, b"TDCZ", "from {who}: {msgs:?}");
+    }
 }

@@ -181,6 +181,30 @@ pub async fn expect_closed(stream: &mut (impl AsyncRead + Unpin), deadline: Dura
     }
 }
 
+/// Every message until the peer closes, with a FIN or with a reset (as
+/// PostgreSQL's close does when input it never read is waiting).
+pub async fn read_until_closed(stream: &mut (impl AsyncRead + Unpin)) -> Vec<Msg> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let read = tokio::time::timeout(IO_DEADLINE, stream.read(&mut buf))
+            .await
+            .expect("timed out waiting for the close");
+        match read {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("reading until the close: {e}"),
+        }
+    }
+    let mut rest = &raw[..];
+    let mut out = Vec::new();
+    while let Some(m) = read_msg(&mut rest).await {
+        out.push(m);
+    }
+    out
+}
+
 /// Startup with `version` and `params` plus user and database; returns the
 /// stream after ReadyForQuery and everything the server sent up to it.
 pub async fn login_with(
