@@ -35,18 +35,45 @@ use proxy::{Proxy, ProxyError};
 use shutdown::Shutdown;
 
 /// Install the tracing subscriber described by the config (`RUST_LOG` wins).
-pub fn init_tracing(config: &Config) {
+/// Lines go to stderr through a writer thread, so that a slow or vanished
+/// reader (a log shipper restarting, `| head`) costs log lines, never the
+/// relay: a full queue drops lines and a failed write is ignored. Keep the
+/// returned guard until exit; dropping it flushes what is queued.
+pub fn init_tracing(config: &Config) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        // At most a few MB of lines wait for a slow reader.
+        .buffered_lines_limit(16 * 1024)
+        .thread_name("indexpilot-log")
+        .finish(LossyStderr);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = match config.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    guard
+}
+
+/// stderr whose writes never fail: with the reader gone (EPIPE) a line is
+/// lost, and reporting that would only go to stderr again.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
 }
 
 /// The runtime `serve` starts on: a current-thread runtime. Extra relay

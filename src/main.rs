@@ -2,6 +2,7 @@
 //! install logging, hand over to the library.
 
 use std::future::Future;
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -28,7 +29,7 @@ fn main() -> ExitCode {
                 Ok(c) => Arc::new(c),
                 Err(code) => return code,
             };
-            indexpilot::init_tracing(&config);
+            let _logs = indexpilot::init_tracing(&config);
             finish(run(indexpilot::serve(config)).map(|()| String::new()))
         }
     }
@@ -65,15 +66,16 @@ where
     rt.block_on(work).map_err(Into::into)
 }
 
-/// Print a command's output, or its error with exit code 1.
+/// Print a command's output, or its error with exit code 1. A closed
+/// stdout or stderr does not change the exit code (`print!` would panic).
 fn finish(result: anyhow::Result<String>) -> ExitCode {
     match result {
         Ok(text) => {
-            print!("{text}");
+            let _ = write!(std::io::stdout(), "{text}");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("indexpilot: {e:#}");
+            let _ = writeln!(std::io::stderr(), "indexpilot: {e:#}");
             ExitCode::FAILURE
         }
     }

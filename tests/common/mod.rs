@@ -73,8 +73,19 @@ pub struct ProxyProcess {
 
 impl ProxyProcess {
     pub fn start(pg: &TestPg, extra: &[&str]) -> ProxyProcess {
+        ProxyProcess::start_logging_to(pg, extra, Stdio::null())
+    }
+
+    /// As [`ProxyProcess::start`], with stderr a pipe whose reader is gone
+    /// before the proxy writes its first line (a log shipper that died):
+    /// every log write fails with EPIPE.
+    pub fn start_with_closed_stderr(pg: &TestPg, extra: &[&str]) -> ProxyProcess {
+        ProxyProcess::start_logging_to(pg, extra, Stdio::piped())
+    }
+
+    fn start_logging_to(pg: &TestPg, extra: &[&str], stderr: Stdio) -> ProxyProcess {
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_indexpilot"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_indexpilot"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .args([
                 "--upstream",
@@ -82,9 +93,10 @@ impl ProxyProcess {
             ])
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("spawn indexpilot");
+        drop(child.stderr.take());
         wait_until(Duration::from_secs(20), "proxy process accepts", || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });

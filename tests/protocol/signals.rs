@@ -1,5 +1,6 @@
 //! The proxy as a process: SIGTERM drains (no new clients, open sessions go
-//! on, exit 0 when the last one closes); SIGINT stops at once.
+//! on, exit 0 when the last one closes); SIGINT stops at once; a closed
+//! stderr costs log lines, nothing else.
 
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
@@ -97,4 +98,41 @@ async fn sigint_stops_at_once_with_an_open_session() {
         .unwrap();
     let err = ended.expect_err("the client is told the proxy stopped");
     assert_eq!(code_of(&err), Some(SqlState::ADMIN_SHUTDOWN), "{err}");
+}
+
+/// The reader of the proxy's logs goes away (a log shipper restarts,
+/// `| head`): log writes fail with EPIPE. At debug level, with the indexer
+/// applying, sessions must still be relayed, `/healthz` must say the truth
+/// (every part alive), and SIGTERM must still stop the proxy with exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stderr_costs_log_lines_only() {
+    let pg = start_pg(PgOptions::default());
+    let metrics = free_port();
+    let mut proxy = ProxyProcess::start_with_closed_stderr(
+        &pg,
+        &[
+            "--set",
+            "log.level=debug",
+            "--set",
+            "indexer.mode=apply",
+            "--set",
+            &format!("admin.dsn={}", pg.url()),
+            "--set",
+            &format!("metrics_listen=127.0.0.1:{metrics}"),
+            "--set",
+            "stats.flush_interval=1s",
+        ],
+    );
+    for i in 0..20 {
+        let (client, _conn) = connect_watched(&conninfo(&proxy, &pg)).await;
+        assert_alive(&client, &format!("session {i}")).await;
+    }
+    // Long enough for the indexer and the flush to have logged a round.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let health = http_get(metrics, "/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 200 "), "{health}");
+
+    signal(&proxy, libc::SIGTERM);
+    let status = wait_exit(&mut proxy, Duration::from_secs(15), "exit on SIGTERM").await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
 }
