@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::health::Health;
 use crate::metrics as m;
 use crate::proxy::observe::{self, EventReceiver, ObserveStats};
 use crate::proxy::upstream::Connector;
@@ -39,7 +40,9 @@ const WORKER_GRACE: Duration = Duration::from_secs(5);
 /// refresh.
 pub const WORKER_THREAD: &str = "indexpilot-bg";
 
-type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// A named piece of work for the worker thread; the name is what
+/// `/healthz` reports should it panic.
+type Work = (&'static str, Pin<Box<dyn Future<Output = ()> + Send>>);
 
 /// Handles to stop everything started by [`start`].
 pub struct Background {
@@ -57,6 +60,7 @@ pub async fn start(
     stats: Arc<Stats>,
     upstream: Arc<Connector>,
     proxy_id: String,
+    health: Arc<Health>,
 ) -> Background {
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
@@ -65,9 +69,18 @@ pub async fn start(
         let (catalog_tx, catalog_rx) = std::sync::mpsc::channel();
         let ingest = ingest::Ingest::new(config.analysis.clone(), stats.clone());
         if let Some(dsn) = config.admin.dsn.clone() {
-            work.push(Box::pin(refresh_catalog(dsn, catalog_tx, stop.clone())));
+            let refresh = refresh_catalog(dsn, catalog_tx, stop.clone());
+            work.push(("catalog refresh", Box::pin(refresh)));
         }
-        match ingest::spawn(events, ingest, catalog_rx, observe_stats, stop.clone()) {
+        let watch = health.watch("analysis");
+        match ingest::spawn(
+            events,
+            ingest,
+            catalog_rx,
+            observe_stats,
+            stop.clone(),
+            watch,
+        ) {
             Ok(handle) => Some(handle),
             Err(e) => {
                 warn!(error = %e, "could not start the analysis thread; statements are not analyzed");
@@ -75,26 +88,20 @@ pub async fn start(
             }
         }
     } else {
-        tasks.push(tokio::spawn(observe::count_events(
-            events,
-            observe_stats,
-            stop.clone(),
-        )));
+        let count = observe::count_events(events, observe_stats, stop.clone());
+        tasks.push(tokio::spawn(health.watch("analysis").run(count)));
         None
     };
-    work.push(Box::pin(flush::run(
+    let flush = flush::run(
         stats.clone(),
         config.clone(),
         proxy_id.clone(),
         stop.clone(),
-    )));
-    work.push(Box::pin(crate::indexer::run::run(
-        config.clone(),
-        stats,
-        proxy_id,
-        stop.clone(),
-    )));
-    let worker = match spawn_worker(work, stop.clone(), WORKER_GRACE) {
+    );
+    work.push(("statistics flush", Box::pin(flush)));
+    let indexer = crate::indexer::run::run(config.clone(), stats, proxy_id, stop.clone());
+    work.push(("indexer", Box::pin(indexer)));
+    let worker = match spawn_worker(work, &health, stop.clone(), WORKER_GRACE) {
         Ok(handle) => Some(handle),
         Err(e) => {
             warn!(error = %e, "could not start the background thread; no statistics flush, no indexer");
@@ -102,13 +109,10 @@ pub async fn start(
         }
     };
     let ready = Arc::new(AtomicBool::new(false));
-    tasks.push(tokio::spawn(probe_upstream(
-        upstream,
-        ready.clone(),
-        stop.clone(),
-    )));
+    let probe = probe_upstream(upstream, ready.clone(), stop.clone());
+    tasks.push(tokio::spawn(health.watch("upstream probe").run(probe)));
     if let Some(addr) = config.metrics_listen {
-        match start_http(addr, ready, stop.clone()).await {
+        match start_http(addr, ready, health, stop.clone()).await {
             Ok(task) => tasks.push(task),
             Err(e) => warn!(error = %e, %addr, "metrics endpoint not started"),
         }
@@ -122,15 +126,21 @@ pub async fn start(
 }
 
 /// Run `work` on a thread of its own with a current-thread runtime, until
-/// every piece ends or `grace` after `stop`.
+/// every piece ends or `grace` after `stop`. A piece that panics is
+/// reported dead to `health` under its name.
 fn spawn_worker(
     work: Vec<Work>,
+    health: &Arc<Health>,
     stop: CancellationToken,
     grace: Duration,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let work: Vec<_> = work
+        .into_iter()
+        .map(|(name, piece)| health.watch(name).run(piece))
+        .collect();
     std::thread::Builder::new()
         .name(WORKER_THREAD.to_string())
         .spawn(move || {
@@ -170,6 +180,7 @@ impl Background {
 async fn start_http(
     addr: std::net::SocketAddr,
     ready: Arc<AtomicBool>,
+    health: Arc<Health>,
     stop: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
     let handle = m::install().map_err(|e| e.to_string())?;
@@ -177,7 +188,7 @@ async fn start_http(
     info!(metrics = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metrics and health endpoint listening");
     let ready_fn = Arc::new(move || ready.load(Ordering::Relaxed));
     Ok(tokio::spawn(crate::http::serve(
-        listener, handle, ready_fn, stop,
+        listener, handle, ready_fn, health, stop,
     )))
 }
 
@@ -272,12 +283,16 @@ mod tests {
             let stop = CancellationToken::new();
             let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
             let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-            let piece: Work = Box::pin(async move {
-                let answered = go_rx.recv_timeout(Duration::from_secs(10)).is_ok();
-                let name = std::thread::current().name().map(str::to_string);
-                let _ = done_tx.send((answered, name));
-            });
-            let thread = spawn_worker(vec![piece], stop.clone(), Duration::ZERO).unwrap();
+            let piece: Work = (
+                "blocks",
+                Box::pin(async move {
+                    let answered = go_rx.recv_timeout(Duration::from_secs(10)).is_ok();
+                    let name = std::thread::current().name().map(str::to_string);
+                    let _ = done_tx.send((answered, name));
+                }),
+            );
+            let health = Arc::new(Health::default());
+            let thread = spawn_worker(vec![piece], &health, stop.clone(), Duration::ZERO).unwrap();
             tokio::time::sleep(Duration::from_millis(10)).await;
             go_tx.send(()).unwrap();
             let (answered, name) = done_rx.await.unwrap();
@@ -303,16 +318,46 @@ mod tests {
                 let _ = self.0.send(());
             }
         }
-        let piece: Work = Box::pin(async move {
-            let _guard = Dropped(ended_tx);
-            std::future::pending::<()>().await;
-        });
-        let thread = spawn_worker(vec![piece], stop.clone(), Duration::from_millis(20)).unwrap();
+        let piece: Work = (
+            "never ends",
+            Box::pin(async move {
+                let _guard = Dropped(ended_tx);
+                std::future::pending::<()>().await;
+            }),
+        );
+        let health = Arc::new(Health::default());
+        let grace = Duration::from_millis(20);
+        let thread = spawn_worker(vec![piece], &health, stop.clone(), grace).unwrap();
         assert!(ended_rx.recv_timeout(Duration::from_millis(200)).is_err());
         stop.cancel();
         ended_rx
             .recv_timeout(Duration::from_secs(10))
             .expect("the piece was dropped after the grace");
         thread.join().unwrap();
+        assert!(health.dead().is_empty(), "{:?}", health.dead());
+    }
+
+    /// A piece that panics (the indexer, say) is reported dead by name,
+    /// and the other pieces go on.
+    #[test]
+    fn a_piece_that_panics_is_reported_dead() {
+        let stop = CancellationToken::new();
+        let (alive_tx, alive_rx) = std::sync::mpsc::channel();
+        let panics: Work = ("indexer", Box::pin(async { panic!("boom") }));
+        let goes_on: Work = (
+            "statistics flush",
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let _ = alive_tx.send(());
+            }),
+        );
+        let health = Arc::new(Health::default());
+        let work = vec![panics, goes_on];
+        let thread = spawn_worker(work, &health, stop.clone(), Duration::ZERO).unwrap();
+        alive_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the other piece ran on");
+        thread.join().unwrap();
+        assert_eq!(health.dead(), ["indexer"]);
     }
 }

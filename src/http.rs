@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::health::Health;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -38,13 +40,19 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// Serve `/metrics`, `/healthz` and `/readyz` on `listener` until `stop` is
 /// cancelled, then wait for the connections in flight to end (they end at
 /// once: each also watches `stop`). Also runs the recorder's upkeep.
+/// `/healthz` fails once a part in `health` died; `/readyz` then too.
 pub async fn serve(
     listener: TcpListener,
     handle: PrometheusHandle,
     ready: Ready,
+    health: Arc<Health>,
     stop: CancellationToken,
 ) {
-    let routes = Arc::new(Routes { handle, ready });
+    let routes = Arc::new(Routes {
+        handle,
+        ready,
+        health,
+    });
     accept_loop(listener, routes, READ_TIMEOUT, stop).await;
 }
 
@@ -89,6 +97,7 @@ async fn accept_loop(
 struct Routes {
     handle: PrometheusHandle,
     ready: Ready,
+    health: Arc<Health>,
 }
 
 /// One connection: read a head, answer it, close.
@@ -230,12 +239,17 @@ impl Routes {
         if request.method != "GET" {
             return Response::text(Status::MethodNotAllowed, "method not allowed\n");
         }
+        let dead = self.health.dead();
         match route {
             "/metrics" => Response {
                 status: Status::Ok,
                 content_type: "text/plain; version=0.0.4; charset=utf-8",
                 body: self.handle.render(),
             },
+            _ if !dead.is_empty() => {
+                let body = format!("stopped: {}\n", dead.join(", "));
+                Response::text(Status::ServiceUnavailable, &body)
+            }
             "/healthz" => Response::text(Status::Ok, "ok\n"),
             _ if (self.ready)() => Response::text(Status::Ok, "ready\n"),
             _ => Response::text(Status::ServiceUnavailable, "upstream unreachable\n"),
@@ -312,6 +326,7 @@ mod tests {
     struct Server {
         addr: SocketAddr,
         ready: Arc<AtomicBool>,
+        health: Arc<Health>,
         stop: CancellationToken,
         task: JoinHandle<()>,
     }
@@ -326,14 +341,17 @@ mod tests {
         let ready = Arc::new(AtomicBool::new(true));
         let probe = Arc::clone(&ready);
         let stop = CancellationToken::new();
+        let health = Arc::new(Health::default());
         let routes = Arc::new(Routes {
             handle: install().unwrap(),
             ready: Arc::new(move || probe.load(Ordering::SeqCst)),
+            health: Arc::clone(&health),
         });
         let task = tokio::spawn(accept_loop(listener, routes, read_timeout, stop.clone()));
         Server {
             addr,
             ready,
+            health,
             stop,
             task,
         }
@@ -391,6 +409,17 @@ mod tests {
         let unready = get(server.addr, "/readyz").await;
         assert!(unready.starts_with("HTTP/1.1 503 "), "{unready}");
         assert_eq!(body(&unready), "upstream unreachable\n");
+    }
+
+    #[tokio::test]
+    async fn healthz_and_readyz_fail_once_a_part_died() {
+        let server = start().await;
+        server.health.fail("indexer");
+        for path in ["/healthz", "/readyz"] {
+            let response = get(server.addr, path).await;
+            assert!(response.starts_with("HTTP/1.1 503 "), "{response}");
+            assert_eq!(body(&response), "stopped: indexer\n");
+        }
     }
 
     #[tokio::test]

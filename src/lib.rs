@@ -9,6 +9,7 @@
 //! - [`shutdown`]: SIGTERM drains, SIGINT stops
 //! - [`metrics`]: Prometheus metric names, descriptions and the recorder
 //! - [`http`]: `/metrics`, `/healthz` and `/readyz` on `metrics_listen`
+//! - [`health`]: which long-lived parts died (what `/healthz` reports)
 //! - [`pg`]: a throwaway PostgreSQL for tests and the demo
 
 pub mod background;
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod dbconn;
 pub mod genome;
+pub mod health;
 pub mod http;
 pub mod indexer;
 pub mod metrics;
@@ -88,7 +90,8 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub async fn serve(config: Arc<Config>) -> Result<(), ProxyError> {
     let proxy = Proxy::bind(config).await?;
     let shutdown = Shutdown::new();
-    let signals = tokio::spawn(shutdown::watch_signals(shutdown.clone()));
+    let watch = proxy.health().watch("signal handling");
+    let signals = tokio::spawn(watch.run(shutdown::watch_signals(shutdown.clone())));
     proxy.run(shutdown).await;
     signals.abort();
     Ok(())

@@ -32,6 +32,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::health::Health;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 use listener::Shared;
@@ -57,6 +58,7 @@ pub struct Proxy {
     events: EventReceiver,
     stats: Arc<ObserveStats>,
     workload: Arc<Stats>,
+    health: Arc<Health>,
 }
 
 impl Proxy {
@@ -91,6 +93,7 @@ impl Proxy {
             events,
             stats,
             workload,
+            health: Arc::new(Health::default()),
         })
     }
 
@@ -110,6 +113,11 @@ impl Proxy {
         self.workload.clone()
     }
 
+    /// Which long-lived parts have died (what `/healthz` reports).
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
     /// Number of client connections currently open.
     pub fn client_gauge(&self) -> Arc<AtomicUsize> {
         self.shared.clients.clone()
@@ -125,6 +133,7 @@ impl Proxy {
             events,
             stats,
             workload,
+            health,
         } = self;
         let config = shared.config.clone();
         let background_stop = CancellationToken::new();
@@ -136,21 +145,22 @@ impl Proxy {
             workload,
             shared.upstream.clone(),
             proxy_id(addr),
+            health.clone(),
         )
         .await;
         let sessions = shared.sessions.clone();
-        tokio::spawn(
-            sessions
-                .clone()
-                .sweep(sweep_period(&config), background_stop.clone()),
-        );
+        let sweep = sessions
+            .clone()
+            .sweep(sweep_period(&config), background_stop.clone());
+        tokio::spawn(health.watch("session timers").run(sweep));
         let mut trackers = vec![TaskTracker::new()];
         let mut threads = Vec::new();
         for i in 1..relay_threads(&config) {
             let tracker = TaskTracker::new();
             trackers.push(tracker.clone());
             let (shared, stop) = (shared.clone(), shutdown.stop_accepting.clone());
-            match spawn_relay_thread(i, addr, shared, tracker, stop).await {
+            let watch = health.watch("relay thread");
+            match spawn_relay_thread(i, addr, shared, tracker, stop, watch).await {
                 Ok(handle) => threads.push(handle),
                 Err(e) => {
                     warn!(error = %e, thread = i, "could not start relay thread; continuing with fewer")
@@ -243,11 +253,13 @@ async fn spawn_relay_thread(
     shared: Arc<Shared>,
     tracker: TaskTracker,
     stop: CancellationToken,
+    watch: crate::health::Watch,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let handle = std::thread::Builder::new()
         .name(format!("indexpilot-relay-{index}"))
         .spawn(move || {
+            let _watch = watch;
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -138,7 +138,7 @@ impl Pipe {
                 self.discard_unframed();
                 return Ok(());
             }
-            match self.framer.step(&self.buf[self.framed..], &whole)? {
+            match self.framer.step(&self.buf[self.framed..], whole)? {
                 Frame::Whole { tag, len } => {
                     let start = self.framed;
                     match hook(tag, Some(&self.buf[start + HEADER_LEN..start + len])) {

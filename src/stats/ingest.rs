@@ -243,26 +243,30 @@ pub fn spawn(
     catalogs: std::sync::mpsc::Receiver<Catalog>,
     observe: Arc<ObserveStats>,
     stop: CancellationToken,
+    watch: crate::health::Watch,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("indexpilot-analysis".into())
-        .spawn(move || loop {
-            let stopping = stop.is_cancelled();
-            if let Ok(catalog) = catalogs.try_recv() {
-                ingest.set_catalog(catalog);
-            }
-            let mut n = 0u64;
-            while let Ok(event) = rx.try_recv() {
-                ingest.ingest(&event, SystemTime::now());
-                n += 1;
-            }
-            observe.events_consumed.fetch_add(n, Ordering::Relaxed);
-            metrics::gauge!(m::TENANTS_TRACKED).set(ingest.stats.tenants_tracked() as f64);
-            if stopping {
-                return;
-            }
-            if n == 0 {
-                std::thread::sleep(Duration::from_millis(2));
+        .spawn(move || {
+            let _watch = watch;
+            loop {
+                let stopping = stop.is_cancelled();
+                if let Ok(catalog) = catalogs.try_recv() {
+                    ingest.set_catalog(catalog);
+                }
+                let mut n = 0u64;
+                while let Ok(event) = rx.try_recv() {
+                    ingest.ingest(&event, SystemTime::now());
+                    n += 1;
+                }
+                observe.events_consumed.fetch_add(n, Ordering::Relaxed);
+                metrics::gauge!(m::TENANTS_TRACKED).set(ingest.stats.tenants_tracked() as f64);
+                if stopping {
+                    return;
+                }
+                if n == 0 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
             }
         })
 }

@@ -96,6 +96,31 @@ async fn client_tls_is_terminated_at_the_proxy() {
     assert_eq!(out, "verified\n");
 }
 
+/// psycopg 3 (libpq 17+) over TLS through the proxy: thirty binary COPYs
+/// from one connection into another without a hang, and a cancel over TLS
+/// that psycopg reports as successful (`tests/py/psycopg_tls.py`). The
+/// cancel failed before the proxy closed TLS cleanly; the COPYs did not
+/// hang here even with 16 KiB records (tests/protocol/tls.rs checks those).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psycopg3_over_client_tls() {
+    let pg = start_pg(PgOptions::default());
+    let dir = Scratch::new("pytls");
+    let (cert, key) = proxy_certificate(&dir);
+    let proxy = start_proxy(&pg, &[("tls.cert", &cert), ("tls.key", &key)]).await;
+    let dsn = format!("{}?sslmode=require", proxy.url(&pg));
+    let out = run_python("psycopg_tls.py", &[&dsn]).await;
+    for check in [
+        "ok: binary copy between connections, 30 loops",
+        "ok: cancel over TLS",
+        "all checks passed",
+    ] {
+        assert!(
+            out.lines().any(|l| l == check),
+            "missing {check:?} in:\n{out}"
+        );
+    }
+}
+
 /// Client TLS ends at the proxy, so SCRAM channel binding cannot reach the
 /// server: `channel_binding=prefer` logs in without it and
 /// `channel_binding=require` fails promptly instead of hanging.
