@@ -16,6 +16,16 @@ use super::model::TableFacts;
 use super::whatif;
 use crate::sql::{self, Catalog, TableName};
 
+/// Statements a candidate serves that are tried, in turn, until one can be
+/// planned with the hypothetical index.
+const PLANNED_STATEMENTS: usize = 3;
+
+/// The planner's cost of a statement must drop by at least this share with
+/// the index (Dexter's rule of thumb is 50 %): below it, what exists already
+/// serves the statement nearly as well, and the index would cost every
+/// write for a few percent.
+const MIN_PLANNER_SAVING: f64 = 0.3;
+
 /// Width assumed for an expression key (no pg_stats until it is indexed).
 const EXPRESSION_WIDTH: f64 = 16.0;
 
@@ -256,12 +266,19 @@ pub async fn propose(round: &Round<'_>, c: &Candidate) -> Option<Proposal> {
     let mut planner = None;
     let mut plan_cost_now = None;
     let mut planner_note = None;
-    let statement = fingerprints.iter().find_map(|fp| {
-        let text = round.uses.text(*fp)?;
-        let costed = heaviest_tenant(text, round.tenant_column, table).unwrap_or(text.to_string());
-        Some((*fp, costed))
-    });
-    if let (Some(client), Some((fp, text))) = (round.client, statement) {
+    let statements: Vec<(u64, String)> = fingerprints
+        .iter()
+        .filter_map(|fp| {
+            let text = round.uses.text(*fp)?;
+            let costed = heaviest_tenant(text, round.tenant_column, table)
+                .unwrap_or_else(|| text.to_string());
+            Some((*fp, costed))
+        })
+        .take(PLANNED_STATEMENTS)
+        .collect();
+    // With HypoPG, nothing is built unless the planner costed it.
+    let mut unchecked = false;
+    if let (Some(client), false) = (round.client, statements.is_empty()) {
         // A partial index's predicate (tenant = X) cannot be proven from a
         // generic plan's `tenant = $n`: those are left to the estimate.
         if round.hypopg && c.tenant.is_some() {
@@ -270,45 +287,43 @@ pub async fn propose(round: &Round<'_>, c: &Candidate) -> Option<Proposal> {
                     .into(),
             );
         } else if round.hypopg {
-            match whatif::what_if(client, &text, &spec).await {
-                Ok(w) => {
-                    estimated_bytes = w.estimated_bytes.max(8192);
-                    planner = Some(PlannerCheck {
-                        fingerprint: format!("{fp:016x}"),
-                        statement: text,
-                        cost_before: w.before,
-                        cost_after: w.after,
-                        uses_index: w.uses_index,
-                        estimated_bytes: w.estimated_bytes,
-                    });
+            unchecked = true;
+            for (fp, text) in &statements {
+                match whatif::what_if(client, text, &spec).await {
+                    Ok(w) => {
+                        estimated_bytes = w.estimated_bytes.max(8192);
+                        planner = Some(PlannerCheck {
+                            fingerprint: format!("{fp:016x}"),
+                            statement: text.clone(),
+                            cost_before: w.before,
+                            cost_after: w.after,
+                            uses_index: w.uses_index,
+                            estimated_bytes: w.estimated_bytes,
+                        });
+                        unchecked = false;
+                        break;
+                    }
+                    Err(e) => planner_note = Some(format!("what-if failed: {e}")),
                 }
-                Err(e) => planner_note = Some(format!("what-if failed: {e}")),
             }
-        } else {
-            match whatif::plan(client, &text).await {
+        } else if let Some((_, text)) = statements.first() {
+            match whatif::plan(client, text).await {
                 Ok(p) => plan_cost_now = Some(p.total),
                 Err(e) => planner_note = Some(format!("EXPLAIN failed: {e}")),
             }
         }
+    } else if round.hypopg && c.tenant.is_none() {
+        unchecked = true;
+        planner_note = Some("no statement it serves could be planned".into());
     }
     let horizon = round.horizon.as_secs_f64();
-    let (net_benefit, worthwhile, verdict) = match &planner {
-        Some(p) if !p.uses_index => (
-            0.0,
-            false,
-            "the planner would not use this index (HypoPG what-if)".to_string(),
-        ),
-        Some(p) => {
-            let saving = cost::planner_saving(p.cost_before, p.cost_after, calls_per_sec, horizon);
-            let net = saving - estimate.write_overhead_per_sec * horizon - estimate.build_cost;
-            (net, net > 0.0, verdict_text(net, "planner (HypoPG)"))
-        }
-        None => (
-            estimate.net_benefit,
-            estimate.worthwhile,
-            verdict_text(estimate.net_benefit, "estimate"),
-        ),
-    };
+    let (net_benefit, worthwhile, verdict) = judge(
+        planner.as_ref(),
+        unchecked.then(|| planner_note.as_deref().unwrap_or("no plan")),
+        &estimate,
+        calls_per_sec,
+        horizon,
+    );
     Some(Proposal {
         candidate: c.clone(),
         schema: table.schema.clone(),
@@ -330,6 +345,58 @@ pub async fn propose(round: &Round<'_>, c: &Candidate) -> Option<Proposal> {
         worthwhile,
         verdict,
     })
+}
+
+/// The net benefit over the horizon, whether it is worth building, and the
+/// verdict's text: the planner's figures when it costed the index (it must
+/// use it, and cut the statement's cost by [`MIN_PLANNER_SAVING`]); none
+/// when HypoPG is there but could not cost it (`unchecked`: why); the
+/// estimate otherwise.
+fn judge(
+    planner: Option<&PlannerCheck>,
+    unchecked: Option<&str>,
+    estimate: &CostEstimate,
+    calls_per_sec: f64,
+    horizon: f64,
+) -> (f64, bool, String) {
+    match planner {
+        Some(p) if !p.uses_index => (
+            0.0,
+            false,
+            "the planner would not use this index (HypoPG what-if)".to_string(),
+        ),
+        Some(p) if p.cost_after > p.cost_before * (1.0 - MIN_PLANNER_SAVING) => (
+            0.0,
+            false,
+            format!(
+                "the planner's cost per call drops only {:.0}% ({:.1} -> {:.1}; needs {:.0}%): \
+                 what exists serves it nearly as well (HypoPG what-if)",
+                (1.0 - p.cost_after / p.cost_before.max(f64::MIN_POSITIVE)) * 100.0,
+                p.cost_before,
+                p.cost_after,
+                MIN_PLANNER_SAVING * 100.0
+            ),
+        ),
+        Some(p) => {
+            let saving = cost::planner_saving(p.cost_before, p.cost_after, calls_per_sec, horizon);
+            let net = saving - estimate.write_overhead_per_sec * horizon - estimate.build_cost;
+            (net, net > 0.0, verdict_text(net, "planner (HypoPG)"))
+        }
+        None if unchecked.is_some() => (
+            0.0,
+            false,
+            format!(
+                "HypoPG is installed but the planner could not cost this index ({}): \
+                 not built on the estimate alone",
+                unchecked.unwrap_or_default()
+            ),
+        ),
+        None => (
+            estimate.net_benefit,
+            estimate.worthwhile,
+            verdict_text(estimate.net_benefit, "estimate"),
+        ),
+    }
 }
 
 fn verdict_text(net: f64, source: &str) -> String {
@@ -415,6 +482,54 @@ pub fn kind_label(kind: CandidateKind) -> &'static str {
 mod tests {
     use super::*;
     use crate::indexer::model::ColumnFacts;
+
+    #[test]
+    fn verdicts_need_the_planner_when_it_can_be_asked() {
+        let estimate = cost::estimate(
+            &CostInputs {
+                table_rows: 1e6,
+                table_pages: 1e4,
+                selectivity: 1e-6,
+                calls_per_sec: 10.0,
+                writes_per_sec: 0.0,
+                index_width_bytes: 8.0,
+            },
+            3600.0,
+        );
+        assert!(estimate.worthwhile, "{estimate:?}");
+        let check = |before: f64, after: f64, uses_index: bool| PlannerCheck {
+            fingerprint: String::new(),
+            statement: String::new(),
+            cost_before: before,
+            cost_after: after,
+            uses_index,
+            estimated_bytes: 1 << 20,
+        };
+        // (planner, unchecked, worthwhile, part of the verdict)
+        let cases = [
+            (Some(check(1000.0, 10.0, true)), None, true, "worth it"),
+            (
+                Some(check(1000.0, 10.0, false)),
+                None,
+                false,
+                "would not use",
+            ),
+            (Some(check(2.6, 2.3, true)), None, false, "drops only 12%"),
+            (Some(check(10.0, 6.9, true)), None, true, "worth it"),
+            (
+                None,
+                Some("what-if failed: x"),
+                false,
+                "not built on the estimate alone",
+            ),
+            (None, None, true, "(estimate)"),
+        ];
+        for (planner, unchecked, worthwhile, part) in cases {
+            let (_, w, verdict) = judge(planner.as_ref(), unchecked, &estimate, 10.0, 3600.0);
+            assert_eq!(w, worthwhile, "{verdict}");
+            assert!(verdict.contains(part), "{verdict}");
+        }
+    }
 
     #[test]
     fn the_tenant_parameter_becomes_the_heaviest_tenant() {
