@@ -178,6 +178,24 @@ pub struct Proposal {
     pub verdict: String,
 }
 
+impl Proposal {
+    /// Planner cost units saved per call: the planner's what-if when it
+    /// costed the index, else the estimate.
+    pub fn saving_per_call(&self) -> f64 {
+        match &self.planner {
+            Some(p) => (p.cost_before - p.cost_after).max(0.0),
+            None => self.estimate.saving_per_call,
+        }
+    }
+
+    /// Net value per second at the measured rate: saving per call × calls
+    /// per second − upkeep per second (planner cost units), the figure
+    /// proposals and the indexes in place are ranked on.
+    pub fn value_per_sec(&self) -> f64 {
+        self.saving_per_call() * self.calls_per_sec - self.estimate.write_overhead_per_sec
+    }
+}
+
 /// Calls per second of some fingerprints (for one tenant or all) measured
 /// recently, if known.
 pub type RecentRate = dyn Fn(&[u64], Option<&str>) -> Option<f64> + Sync;

@@ -265,10 +265,13 @@ pub fn constant_share(c: &Constant, col: &ColumnFacts, rows: f64) -> f64 {
 const NEAR_UNIQUE_ROWS: f64 = 10.0;
 
 /// Whether the statement-shaped candidate `shaped` stands for the
-/// column-statistics candidate `other` (same table, same keys but for the
-/// tenant column): the statement's shape knows its order and predicate, so
-/// the other is not proposed beside it.
+/// column-statistics candidate `other` on the same table: the same keys but
+/// for the tenant column (the statement's shape knows its order and
+/// predicate), or, when `shaped` is not partial, keys that are a prefix of
+/// its own (the longer index serves both). The other is not proposed
+/// beside it.
 pub fn shadows(shaped: &Candidate, other: &Candidate, tenant_column: &str) -> bool {
+    let prefix = shaped.partial.is_none() && shaped.keys.starts_with(&other.keys);
     let bare = |c: &Candidate| -> Vec<String> {
         c.keys
             .iter()
@@ -280,7 +283,7 @@ pub fn shadows(shaped: &Candidate, other: &Candidate, tenant_column: &str) -> bo
         && other.kind != CandidateKind::Statement
         && other.tenant.is_none()
         && shaped.table == other.table
-        && bare(shaped) == bare(other)
+        && (prefix || bare(shaped) == bare(other))
 }
 
 /// The SQL of a constant conjunct as an index predicate.
@@ -597,6 +600,24 @@ mod tests {
             "tenant_id"
         ));
         assert!(!shadows(&shaped, &shaped, "tenant_id"));
+        // A prefix of a plain statement shape is served by it; not of a
+        // partial one.
+        let mut plain = shaped.clone();
+        plain.keys = vec!["tenant_id".into(), "org_id".into(), "created_at".into()];
+        assert!(shadows(
+            &plain,
+            &column(&["tenant_id", "org_id"]),
+            "tenant_id"
+        ));
+        plain.partial = Some(Partial {
+            sql: "x".into(),
+            share: 0.1,
+        });
+        assert!(!shadows(
+            &plain,
+            &column(&["tenant_id", "org_id"]),
+            "tenant_id"
+        ));
     }
 
     #[test]

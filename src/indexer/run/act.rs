@@ -27,7 +27,6 @@ impl Leader {
         proposals: Vec<Proposal>,
     ) -> Result<usize, IndexerError> {
         let mut waiting = 0;
-        let horizon = self.ix().horizon.as_secs_f64().max(1.0);
         let mut offers = Vec::new();
         for (id, p) in proposals.iter().enumerate() {
             if !p.worthwhile {
@@ -39,7 +38,7 @@ impl Leader {
                 offers.push(Offer {
                     id,
                     table: p.candidate.table.clone(),
-                    net_per_sec: p.net_benefit / horizon,
+                    net_per_sec: p.value_per_sec(),
                     bytes: p.estimated_bytes,
                 });
             }
@@ -100,7 +99,7 @@ impl Leader {
                 out.push(Held {
                     name: i.name.clone(),
                     table: t.label(),
-                    net_per_sec: built.map_or(0.0, |b| b.net_per_sec),
+                    net_per_sec: built.map_or(0.0, |b| self.value_now(b)),
                     bytes: i.size_bytes,
                     pinned: built.is_none() || self.pending.iter().any(|p| p.index_name == i.name),
                 });
@@ -148,10 +147,7 @@ impl Leader {
         budgets: &Budgets,
     ) -> String {
         let ix = &self.config.indexer;
-        let mine = select::density(
-            p.net_benefit / ix.horizon.as_secs_f64().max(1.0),
-            p.estimated_bytes,
-        );
+        let mine = select::density(p.value_per_sec(), p.estimated_bytes);
         match why {
             Defer::Hourly => format!(
                 "budget: {} builds kept in the last hour (indexer.max_builds_per_hour)",
@@ -312,13 +308,14 @@ impl Leader {
                 };
                 let m = proposal_mutation(p, Kind::Create, "built", &reason, evidence);
                 let id = self.record(client, m).await?;
-                let horizon = ix.horizon.as_secs_f64().max(1.0);
                 let built = Built {
                     create_id: id,
                     tenant: p.candidate.tenant.clone(),
                     table: p.candidate.table.clone(),
                     keys: p.candidate.keys.clone(),
-                    net_per_sec: p.net_benefit / horizon,
+                    saving_per_call: p.saving_per_call(),
+                    upkeep_per_sec: p.estimate.write_overhead_per_sec,
+                    fingerprints: p.fingerprint_ids.clone(),
                     built_at: now,
                 };
                 self.book.insert(p.index_name.clone(), built);
@@ -456,8 +453,7 @@ impl Leader {
         let Some(old) = self.book.get(&victim.name).cloned() else {
             return Ok(());
         };
-        let horizon = self.ix().horizon.as_secs_f64().max(1.0);
-        let new_density = select::density(p.net_benefit / horizon, size_bytes);
+        let new_density = select::density(p.value_per_sec(), size_bytes);
         let old_density = select::density(victim.net_per_sec, victim.bytes);
         let schema = p.schema.clone();
         let outcome = self
@@ -483,7 +479,7 @@ impl Leader {
             reason,
             evidence: json!({
                 "replaced_by": { "index_name": p.index_name, "create_id": create_id,
-                                 "keys": p.candidate.keys, "net_per_sec": p.net_benefit / horizon,
+                                 "keys": p.candidate.keys, "net_per_sec": p.value_per_sec(),
                                  "size_bytes": size_bytes },
                 "replaced": { "net_per_sec": victim.net_per_sec, "size_bytes": victim.bytes },
                 "margin": select::REPLACE_MARGIN,

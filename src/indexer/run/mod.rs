@@ -285,9 +285,13 @@ struct Built {
     /// Table label.
     table: String,
     keys: Vec<String>,
-    /// Net benefit per second the proposal was built for (planner cost
-    /// units): its rank against later proposals when a budget binds.
-    net_per_sec: f64,
+    /// Planner cost units it saves per call of the statements it was built
+    /// for (the planner's what-if, else the estimate), and what its upkeep
+    /// costs per second: with the calls those statements make now, its
+    /// value against later proposals when a budget binds.
+    saving_per_call: f64,
+    upkeep_per_sec: f64,
+    fingerprints: Vec<u64>,
     built_at: SystemTime,
 }
 
@@ -355,14 +359,7 @@ impl Leader {
                 calls: evidence["before"]["calls"].as_u64().unwrap_or(0),
                 total_us: evidence["before"]["total_us"].as_u64().unwrap_or(0),
             };
-            let fingerprints = evidence["proposal"]["fingerprints"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|f| u64::from_str_radix(f.as_str()?, 16).ok())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let fingerprints = hex_fingerprints(&evidence["proposal"]["fingerprints"]);
             self.pending.push(Pending {
                 create_id: r.get(0),
                 schema: evidence["proposal"]["schema"]
@@ -382,12 +379,11 @@ impl Leader {
                 built_at: now,
             });
         }
-        let horizon = self.ix().horizon.as_secs_f64().max(1.0);
         for r in client
             .query(
                 &format!(
                     "select distinct on (index_name) index_name, id, tenant, table_name, columns,
-                            coalesce((evidence->'proposal'->>'net_benefit')::float8, 0), at
+                            evidence::text, at
                        from {s}.mutation_log
                       where kind = 'create' and outcome = 'built' and index_name is not null
                       order by index_name, id desc"
@@ -397,12 +393,29 @@ impl Leader {
             .await?
         {
             let table: Option<String> = r.get(3);
+            let evidence: serde_json::Value =
+                serde_json::from_str(&r.get::<_, String>(5)).unwrap_or_default();
+            let proposal = &evidence["proposal"];
+            let planner = &proposal["planner"];
+            let saving_per_call = match (
+                planner["cost_before"].as_f64(),
+                planner["cost_after"].as_f64(),
+            ) {
+                (Some(before), Some(after)) => (before - after).max(0.0),
+                _ => proposal["estimate"]["saving_per_call"]
+                    .as_f64()
+                    .unwrap_or(0.0),
+            };
             let built = Built {
                 create_id: r.get(1),
                 tenant: r.get(2),
                 table: table.unwrap_or_default(),
                 keys: r.get(4),
-                net_per_sec: r.get::<_, f64>(5) / horizon,
+                saving_per_call,
+                upkeep_per_sec: proposal["estimate"]["write_overhead_per_sec"]
+                    .as_f64()
+                    .unwrap_or(0.0),
+                fingerprints: hex_fingerprints(&proposal["fingerprints"]),
                 built_at: r.get(6),
             };
             self.book.insert(r.get(0), built);
@@ -756,6 +769,33 @@ fn proposal_mutation(
         reason: reason.to_string(),
         evidence,
         outcome: outcome.to_string(),
+    }
+}
+
+/// Fingerprints written as hex strings in lineage evidence.
+fn hex_fingerprints(v: &serde_json::Value) -> Vec<u64> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| u64::from_str_radix(f.as_str()?, 16).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Leader {
+    /// What an index of ours is worth now: its saving per call times the
+    /// calls its statements made over the last verify window, minus upkeep
+    /// (planner cost units per second). Measured, not as estimated at its
+    /// build: an index built early, on little traffic, is not ranked on it.
+    fn value_now(&self, b: &Built) -> f64 {
+        let window = self.config.indexer.verify_window;
+        let now = SystemTime::now();
+        let calls = self
+            .stats
+            .measured(&b.fingerprints, b.tenant.as_deref(), now - window, now)
+            .calls;
+        b.saving_per_call * calls as f64 / window.as_secs_f64().max(1.0) - b.upkeep_per_sec
     }
 }
 

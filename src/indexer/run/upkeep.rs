@@ -679,7 +679,12 @@ mod tests {
             ),
             // A control that got faster (another build sped it up) is not
             // held against the index.
-            ((m(100, 4), m(100, 2)), (m(100, 4), m(100, 2)), 2.0, Outcome::Keep),
+            (
+                (m(100, 4), m(100, 2)),
+                (m(100, 4), m(100, 2)),
+                2.0,
+                Outcome::Keep,
+            ),
             // A wild control is capped at 2x.
             (
                 (m(100, 4), m(100, 4)),
