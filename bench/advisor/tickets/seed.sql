@@ -27,7 +27,8 @@ from (
            now() - interval '730 days' * (1 - (((p - 1) * 7919) % :N + 1)::float8 / :N) as created_at,
            (case when r < 0.02 then 'new' when r < 0.05 then 'open' when r < 0.08 then 'in_progress'
                  when r < 0.12 then 'resolved' else 'closed' end) as s
-    from tenant_range, generate_series(lo + 1, hi) p, lateral (select random() as r) rr
+    -- r must refer to p, or PostgreSQL computes the subquery once for all rows.
+    from tenant_range, generate_series(lo + 1, hi) p, lateral (select random() + 0 * p as r) rr
 ) x;
 select setval('tickets_id_seq', :N) as tickets_seq \gset
 
