@@ -16,6 +16,10 @@ pub struct Offer {
     /// Position in the caller's proposal list.
     pub id: usize,
     pub table: String,
+    /// Per-tenant partial indexes of one field share one place in the
+    /// table's budget (what a DBA would build is one index for them): the
+    /// family's name; `None` for every other index.
+    pub family: Option<String>,
     /// Net benefit per second (saving minus upkeep), planner cost units.
     pub net_per_sec: f64,
     pub bytes: i64,
@@ -26,6 +30,8 @@ pub struct Offer {
 pub struct Held {
     pub name: String,
     pub table: String,
+    /// As [`Offer::family`].
+    pub family: Option<String>,
     pub net_per_sec: f64,
     pub bytes: i64,
     /// Not a replacement victim: still being verified, or not provably ours
@@ -112,8 +118,12 @@ pub fn select(offers: &[Offer], held: &[Held], budgets: &Budgets) -> Vec<Decisio
             });
             continue;
         }
-        let on_table = held.iter().filter(|h| h.table == o.table).count();
-        let victim = if on_table >= budgets.per_table {
+        let places = places(&held, &o.table);
+        let joins = o
+            .family
+            .as_ref()
+            .is_some_and(|f| held.iter().any(|h| h.family.as_ref() == Some(f)));
+        let victim = if places >= budgets.per_table && !joins {
             match weakest(&held, &o.table) {
                 Some(w) if density(o.net_per_sec, o.bytes) > REPLACE_MARGIN * w.1 => Some(w.0),
                 _ => {
@@ -144,6 +154,7 @@ pub fn select(offers: &[Offer], held: &[Held], budgets: &Budgets) -> Vec<Decisio
         held.push(Held {
             name: format!("\u{1}offer {}", o.id),
             table: o.table.clone(),
+            family: o.family.clone(),
             net_per_sec: o.net_per_sec,
             bytes: o.bytes,
             pinned: true,
@@ -154,6 +165,23 @@ pub fn select(offers: &[Offer], held: &[Held], budgets: &Budgets) -> Vec<Decisio
         });
     }
     out
+}
+
+/// Places used in `table`'s budget: one per index, one per family.
+fn places(held: &[Held], table: &str) -> usize {
+    let mut families: Vec<&str> = Vec::new();
+    let mut n = 0;
+    for h in held.iter().filter(|h| h.table == table) {
+        match &h.family {
+            Some(f) if families.contains(&f.as_str()) => {}
+            Some(f) => {
+                families.push(f);
+                n += 1;
+            }
+            None => n += 1,
+        }
+    }
+    n
 }
 
 /// The verified index of ours on `table` with the least net benefit per
@@ -173,6 +201,7 @@ mod tests {
         Offer {
             id,
             table: table.into(),
+            family: None,
             net_per_sec: net,
             bytes: mb << 20,
         }
@@ -182,6 +211,7 @@ mod tests {
         Held {
             name: name.into(),
             table: table.into(),
+            family: None,
             net_per_sec: net,
             bytes: mb << 20,
             pinned: false,
@@ -300,6 +330,28 @@ mod tests {
                         why: super::Defer::Table,
                     },
                 ],
+            },
+            Case {
+                name: "per-tenant partials of one field take one place, and a new one joins it",
+                offers: vec![
+                    Offer {
+                        family: Some("t custom".into()),
+                        ..offer(0, "t", 1.0, 1)
+                    },
+                    offer(1, "t", 1.0, 1),
+                ],
+                held: vec![
+                    Held {
+                        family: Some("t custom".into()),
+                        ..held("p1", "t", 1.0, 1)
+                    },
+                    Held {
+                        family: Some("t custom".into()),
+                        ..held("p2", "t", 1.0, 1)
+                    },
+                ],
+                budgets: budgets(2, 5, None),
+                want: vec![Build { id: 0 }, Build { id: 1 }],
             },
         ];
         for c in cases {

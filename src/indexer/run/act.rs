@@ -38,6 +38,11 @@ impl Leader {
                 offers.push(Offer {
                     id,
                     table: p.candidate.table.clone(),
+                    family: p
+                        .candidate
+                        .tenant
+                        .as_ref()
+                        .map(|_| family(&p.candidate.table, &p.candidate.keys)),
                     net_per_sec: p.value_per_sec(),
                     bytes: p.estimated_bytes,
                 });
@@ -99,6 +104,9 @@ impl Leader {
                 out.push(Held {
                     name: i.name.clone(),
                     table: t.label(),
+                    family: built
+                        .filter(|b| b.tenant.is_some())
+                        .map(|b| family(&b.table, &b.keys)),
                     net_per_sec: built.map_or(0.0, |b| self.value_now(b)),
                     bytes: i.size_bytes,
                     pinned: built.is_none() || self.pending.iter().any(|p| p.index_name == i.name),
@@ -502,6 +510,11 @@ fn consolidated(new_keys: &[String], old: &IndexFacts) -> bool {
         && old.predicate.is_none()
         && old.keys.len() < new_keys.len()
         && new_keys.starts_with(&old.keys)
+}
+
+/// The budget family of per-tenant partial indexes on `keys` of `table`.
+fn family(table: &str, keys: &[String]) -> String {
+    format!("{table} ({})", keys.join(", "))
 }
 
 /// Net benefit per byte as cost units per second per MiB, for reasons.
