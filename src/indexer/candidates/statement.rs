@@ -155,6 +155,15 @@ fn is_param(e: &Expr) -> bool {
     }
 }
 
+/// The column of a comparison and the other side, whichever side it is on.
+fn column_and_value<'a>(left: &'a Expr, right: &'a Expr) -> Option<(String, &'a Expr)> {
+    match (column(left), column(right)) {
+        (Some(c), None) => Some((c, right)),
+        (None, Some(c)) => Some((c, left)),
+        _ => None,
+    }
+}
+
 fn conjunct(e: &Expr, out: &mut Lookup) {
     let mut constant = |col: Option<String>, c: Constant| {
         if let Some(col) = col {
@@ -167,10 +176,8 @@ fn conjunct(e: &Expr, out: &mut Lookup) {
             op: BinaryOperator::Eq,
             right,
         } => {
-            let (col, other) = match (column(left), column(right)) {
-                (Some(c), None) => (c, right),
-                (None, Some(c)) => (c, left),
-                _ => return,
+            let Some((col, other)) = column_and_value(left, right) else {
+                return;
             };
             if is_param(other) {
                 out.equal.push(col);
@@ -186,10 +193,8 @@ fn conjunct(e: &Expr, out: &mut Lookup) {
             op: BinaryOperator::NotEq,
             right,
         } => {
-            let (col, other) = match (column(left), column(right)) {
-                (Some(c), None) => (c, right),
-                (None, Some(c)) => (c, left),
-                _ => return,
+            let Some((col, other)) = column_and_value(left, right) else {
+                return;
             };
             if let Some(v) = constant_value(other) {
                 constant(Some(col), Constant::NotIn(vec![v]));

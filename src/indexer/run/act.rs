@@ -131,12 +131,7 @@ impl Leader {
             .iter()
             .filter(|(name, b)| b.built_at >= hour_ago && present(name))
             .count();
-        let total: i64 = tables
-            .iter()
-            .flat_map(|t| &t.indexes)
-            .filter(|i| i.ours)
-            .map(|i| i.size_bytes)
-            .sum();
+        let total = ours_bytes(tables);
         Budgets {
             per_table: ix.max_indexes_per_table,
             builds_left: (ix.max_builds_per_hour as usize).saturating_sub(kept),
@@ -187,12 +182,7 @@ impl Leader {
                 }
             }
             Defer::Bytes => {
-                let total: i64 = tables
-                    .iter()
-                    .flat_map(|t| &t.indexes)
-                    .filter(|i| i.ours)
-                    .map(|i| i.size_bytes)
-                    .sum();
+                let total = ours_bytes(tables);
                 format!(
                     "budget: {total} bytes of ours + ~{} would exceed indexer.max_total_index_bytes",
                     p.estimated_bytes
@@ -510,6 +500,16 @@ fn consolidated(new_keys: &[String], old: &IndexFacts) -> bool {
         && old.predicate.is_none()
         && old.keys.len() < new_keys.len()
         && new_keys.starts_with(&old.keys)
+}
+
+/// Bytes of every index of ours in place.
+fn ours_bytes(tables: &[TableFacts]) -> i64 {
+    tables
+        .iter()
+        .flat_map(|t| &t.indexes)
+        .filter(|i| i.ours)
+        .map(|i| i.size_bytes)
+        .sum()
 }
 
 /// The budget family of per-tenant partial indexes on `keys` of `table`.
