@@ -2,21 +2,13 @@
 # The caller sets NAME (for messages), HERE (this directory) and TMP (a temp
 # dir); start_cluster sets PGPORT and PG_BIN.
 
-die() { echo "$NAME: $*" >&2; exit 1; }
+# die, as_pg, free_port and find_pg_bin (PG_BIN, pg_config, then Debian's
+# layout) come from the bench/ scripts' helpers; the advisor's own cluster
+# and messages with the time follow.
+BENCH=$NAME
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 log() { echo "$NAME [$(date +%H:%M:%S)]: $*" >&2; }
-as_pg() { runuser -u postgres -- "$@"; }
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-find_pg_bin() {
-    local d
-    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
-        [[ -x $d/initdb ]] && { echo "$d"; return; }
-    done
-    die "no PostgreSQL server binaries under /usr/lib/postgresql; set PG_BIN"
-}
 
 # The cluster every configuration shares: plan quality, not disk luck, is
 # the subject (bench/advisor/README.md lists the settings and why).

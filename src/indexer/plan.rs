@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio_postgres::Client;
 
+use super::candidates::statement::{lookup, Lookup};
 use super::candidates::{Candidate, CandidateKind};
 use super::cost::{self, CostEstimate, CostInputs};
 use super::ddl::{self, IndexKey, IndexSpec, Predicate};
@@ -40,8 +41,9 @@ struct Statement {
     text: String,
     uses: Vec<(String, String)>,
     /// Learned from its template (its constants kept), not from the
-    /// normalized text.
-    template: bool,
+    /// normalized text: the lookup it makes, when a single-table SELECT,
+    /// read once here rather than every round.
+    template: Option<Option<Lookup>>,
 }
 
 impl Uses {
@@ -49,16 +51,15 @@ impl Uses {
     pub fn knows(&self, fingerprint: u64, template: bool) -> bool {
         self.by_fingerprint
             .get(&fingerprint)
-            .is_some_and(|s| s.template || !template)
+            .is_some_and(|s| s.template.is_some() || !template)
     }
 
-    /// The statements learned from their templates, as `(fingerprint,
-    /// text)` with `$n` placeholders.
-    pub fn templates(&self) -> impl Iterator<Item = (u64, &str)> {
+    /// The lookups of the statements learned from their templates, by
+    /// fingerprint.
+    pub fn lookups(&self) -> impl Iterator<Item = (u64, &Lookup)> {
         self.by_fingerprint
             .iter()
-            .filter(|(_, s)| s.template)
-            .map(|(fp, s)| (*fp, s.text.as_str()))
+            .filter_map(|(fp, s)| Some((*fp, s.template.as_ref()?.as_ref()?)))
     }
 
     /// Analyze `text` (normalized with `?` placeholders, or a template with
@@ -90,9 +91,9 @@ impl Uses {
         self.by_fingerprint.insert(
             fingerprint,
             Statement {
+                template: template.then(|| lookup(&prepared)),
                 text: prepared,
                 uses,
-                template,
             },
         );
     }

@@ -611,16 +611,13 @@ impl Leader {
         let (span, _) = lookback(&self.config);
         let now = SystemTime::now();
         let mut out: Vec<Candidate> = Vec::new();
-        for (fp, text) in self.uses.templates() {
+        for (fp, l) in self.uses.lookups() {
             // A template exists after TEMPLATE_AFTER executions; the column
             // statistics of the same statement cross min_calls no sooner.
             let calls = self.stats.measured(&[fp], None, now - span, now).calls;
             if calls < settings.min_calls.min(crate::stats::TEMPLATE_AFTER) {
                 continue;
             }
-            let Some(l) = candidates::statement::lookup(text) else {
-                continue;
-            };
             let Some(t) = tables
                 .iter()
                 .find(|t| l.table == t.label() || l.table == format!("{}.{}", t.schema, t.name))
@@ -630,7 +627,7 @@ impl Leader {
             if t.rows < settings.min_table_rows {
                 continue;
             }
-            let Ok(mut c) = candidates::statement::propose(&l, t, &settings.tenant_column, calls)
+            let Ok(mut c) = candidates::statement::propose(l, t, &settings.tenant_column, calls)
             else {
                 continue;
             };
